@@ -1,0 +1,34 @@
+"""Exhaustive enumeration: the oracle for small families (tests) and the solver when a family is tiny."""
+from __future__ import annotations
+
+import heapq
+import time
+
+from .program import Program
+from .result import INFEASIBLE, OPTIMAL, Design, DesignResult
+
+
+def solve_brute_force(program: Program, top_k: int = 1) -> DesignResult:
+    """Score every architecture of the family; return the ``top_k`` best feasible ones."""
+    t0 = time.perf_counter()
+    heap: list = []
+    n = 0
+    min_flops = min_params = float("inf")
+    for arch in program.family.enumerate():
+        n += 1
+        s = program.score(arch)
+        min_flops, min_params = min(min_flops, s.flops), min(min_params, s.params)
+        if program.feasible(s):
+            item = (s.objective, n, arch, s)
+            if len(heap) < top_k:
+                heapq.heappush(heap, item)
+            elif item[0] > heap[0][0]:
+                heapq.heapreplace(heap, item)
+    designs = [Design(a, s) for _, _, a, s in sorted(heap, key=lambda t: (-t[0], t[1]))]
+    elapsed = time.perf_counter() - t0
+    if not designs:
+        return DesignResult(INFEASIBLE, f"No design meets the constraints; the family reaches at least "
+                            f"{min_flops:.4g} FLOPs and {min_params:.4g} params.", [], float("-inf"), elapsed, n,
+                            program.family.name, program.as_dict())
+    return DesignResult(OPTIMAL, f"Optimal by enumeration of {n} architectures.", designs,
+                        designs[0].score.objective, elapsed, n, program.family.name, program.as_dict())

@@ -1,0 +1,87 @@
+"""The DeepMAD program (spec, "The program"): objective, constraints and the checks on its inputs.
+
+    maximise    sum_i alpha_i H_i - beta * Q
+    subject to  rho <= rho_0,  FLOPs <= flops,  params <= params,  c_1 <= ... <= c_M  (the family's rules)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .family import Family
+from .score import CONVENTIONS, Score, default_alpha, score
+
+
+def _positive(name: str, value, *, allow_none: bool = True):
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, but got {value!r}.") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, but got {value!r}.")
+    return v
+
+
+@dataclass(frozen=True)
+class Program:
+    """One instance of the program over a family.  Build it with :meth:`create`, which checks the input."""
+
+    family: Family
+    flops: float | None
+    params: float | None
+    rho: float
+    alpha: tuple[float, ...]
+    beta: float
+    convention: str
+
+    @classmethod
+    def create(cls, family: Family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0,
+               convention: str = "official") -> "Program":
+        if not isinstance(family, Family):
+            raise TypeError(f"family must be a Family, but got {type(family).__name__}.")
+        flops = _positive("flops", flops)
+        params = _positive("params", params)
+        rho = _positive("rho", family.default_rho if rho is None else rho, allow_none=False)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
+        try:
+            beta = float(beta)
+        except (TypeError, ValueError):
+            raise ValueError(f"beta must be a non-negative number, but got {beta!r}.") from None
+        if not math.isfinite(beta) or beta < 0:
+            raise ValueError(f"beta must be a non-negative finite number, but got {beta!r}.")
+        m = family.num_stages()
+        if alpha is None:
+            alpha = default_alpha(m)
+        try:
+            alpha = tuple(float(a) for a in alpha)
+        except (TypeError, ValueError):
+            raise ValueError(f"alpha must be a sequence of {m} non-negative numbers, but got {alpha!r}.") from None
+        if len(alpha) != m:
+            raise ValueError(f"alpha must have one weight per stage of {family.name} ({m}), but got {len(alpha)}.")
+        if any(not math.isfinite(a) or a < 0 for a in alpha):
+            raise ValueError(f"alpha must hold non-negative finite numbers, but got {alpha}.")
+        return cls(family, flops, params, rho, alpha, beta, convention)
+
+    def score(self, arch) -> Score:
+        return score(arch, alpha=self.alpha, beta=self.beta, convention=self.convention)
+
+    def violations(self, s: Score, tol: float = 1e-9) -> list[str]:
+        """The constraints ``s`` breaks (empty when feasible)."""
+        out = []
+        if s.effectiveness > self.rho * (1 + tol):
+            out.append(f"rho {s.effectiveness:.4g} > {self.rho:.4g}")
+        if self.flops is not None and s.flops > self.flops:
+            out.append(f"FLOPs {s.flops:.4g} > {self.flops:.4g}")
+        if self.params is not None and s.params > self.params:
+            out.append(f"params {s.params:.4g} > {self.params:.4g}")
+        return out
+
+    def feasible(self, s: Score) -> bool:
+        return not self.violations(s)
+
+    def as_dict(self) -> dict:
+        return {"family": self.family.name, "flops": self.flops, "params": self.params, "rho": self.rho,
+                "alpha": list(self.alpha), "beta": self.beta, "convention": self.convention}

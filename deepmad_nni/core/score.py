@@ -1,0 +1,124 @@
+"""DeepMAD's figures of an architecture: multi-scale entropy, effectiveness rho, depth penalty Q, cost.
+
+Conventions (see the package README, "Conventions"):
+
+* entropy of the prefix network ending at stage i (paper Eq. 4 and guideline 1):
+  ``H_i = s * log(r_i^2 * c_i) * sum_{l <= end of stage i} log(w_l)``, with ``s = 1/2`` under the
+  ``"official"`` convention (the TinyNAS code) and ``s = 1`` under ``"paper"``;
+* effectiveness (Proposition 1): ``rho = L / exp(mean log w_l)``; ``"official"`` takes the maximum over
+  the stage prefixes, ``"paper"`` the whole network;
+* depth penalty (guideline 2): ``Q = exp(std(depths))``; ``"official"`` uses the depth ``L`` of every
+  repeated stage entry and, like the TinyNAS code, drops the first two when the first is a bottleneck;
+  ``"paper"`` uses per-stage depths in blocks;
+* objective: ``sum_i alpha_i H_i - beta * Q``;
+* FLOPs are multiply-accumulates of every conv and of the classifier at the input resolution (no
+  BatchNorm, activation or bias terms); params are conv weights, conv biases, BatchNorm affine
+  weights (2 per channel) and the classifier's weights and bias, i.e. ``sum(p.numel())`` of the
+  module built by :mod:`deepmad_nni.builder`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arch import REPEATABLE, Architecture
+
+CONVENTIONS = {"official": 0.5, "paper": 1.0}
+
+
+@dataclass(frozen=True)
+class StageSplit:
+    """DeepMAD stages: a new stage starts at every stride-2 entry after the first entry."""
+
+    ends: tuple[int, ...]            # index of the last stage entry of each stage
+    channels: tuple[int, ...]        # c_i, output channels of stage i
+    resolutions: tuple[int, ...]     # r_i, output resolution of stage i
+
+
+def stage_split(arch: Architecture) -> StageSplit:
+    starts = [i for i, st in enumerate(arch.stages) if i > 0 and st.stride == 2]
+    ends = tuple(s - 1 for s in starts) + (len(arch.stages) - 1,)
+    return StageSplit(ends, tuple(arch.stages[e].c_out for e in ends),
+                      tuple(arch.stage_resolutions[e] for e in ends))
+
+
+def default_alpha(num_stages: int) -> tuple[float, ...]:
+    """Stage weights alpha: 1 for every stage but the last, 8 for the last (paper and code for M = 5)."""
+    return (1.0,) * (num_stages - 1) + (8.0,)
+
+
+@dataclass(frozen=True)
+class Score:
+    """DeepMAD's figures of one architecture (``entropy`` is ``sum_i alpha_i H_i``)."""
+
+    entropy: float
+    stage_entropy: tuple[float, ...]
+    effectiveness: float
+    q: float
+    objective: float
+    flops: int
+    params: int
+    num_layers: int
+    depths: tuple[int, ...] = field(default=())
+
+
+def main_log_widths(arch: Architecture) -> list[np.ndarray]:
+    """Per stage entry, log(w_l) of its main-path convs."""
+    return [np.array([math.log(c.width) for c in convs if c.main_path]) for convs in arch.convs]
+
+
+def count_flops(arch: Architecture) -> int:
+    return sum(c.macs for convs in arch.convs for c in convs) + arch.width * arch.num_classes
+
+
+def count_params(arch: Architecture) -> int:
+    fc = arch.width * arch.num_classes + arch.num_classes
+    return sum(c.params for convs in arch.convs for c in convs) + fc
+
+
+def penalised_depths(arch: Architecture, convention: str) -> tuple[int, ...]:
+    """The depths Q is taken over (see the module docstring)."""
+    if convention == "official":
+        reps = [st for st in arch.stages if st.block in REPEATABLE]
+        depths = [st.depth for st in reps]
+        if reps and reps[0].block == "bottleneck":
+            depths = depths[2:]
+        return tuple(depths)
+    split = stage_split(arch)
+    depths, start = [], 0
+    for end in split.ends:
+        reps = [st.depth for st in arch.stages[start:end + 1] if st.block in REPEATABLE]
+        if reps:
+            depths.append(sum(reps))
+        start = end + 1
+    return tuple(depths)
+
+
+def depth_penalty(depths) -> float:
+    """Q = exp(population std of the depths) (guideline 2); 1 for fewer than two depths."""
+    return float(math.exp(np.std(depths))) if len(depths) > 1 else 1.0
+
+
+def score(arch: Architecture, *, alpha=None, beta: float = 10.0, convention: str = "official") -> Score:
+    """Entropy, effectiveness rho, Q, objective, FLOPs and params of ``arch`` (see module docstring)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
+    split = stage_split(arch)
+    alpha = default_alpha(len(split.ends)) if alpha is None else tuple(float(a) for a in alpha)
+    if len(alpha) != len(split.ends):
+        raise ValueError(f"alpha must have one weight per stage ({len(split.ends)}), but got {len(alpha)}.")
+    logw = main_log_widths(arch)
+    s = CONVENTIONS[convention]
+    stage_h, rhos = [], []
+    for end, c, r in zip(split.ends, split.channels, split.resolutions):
+        lw = np.concatenate(logw[:end + 1])
+        stage_h.append(s * math.log(r * r * c) * float(lw.sum()))
+        rhos.append(len(lw) / math.exp(float(lw.mean())))
+    rho = max(rhos) if convention == "official" else rhos[-1]
+    entropy = float(np.dot(alpha, stage_h))
+    depths = penalised_depths(arch, convention)
+    q = depth_penalty(depths)
+    return Score(entropy, tuple(stage_h), rho, q, entropy - beta * q, count_flops(arch), count_params(arch),
+                 sum(len(lw) for lw in logw), depths)
