@@ -176,5 +176,10 @@ class Architecture:
     def width(self) -> int:
         return self.stages[-1].c_out
 
+    def canonical(self) -> tuple:
+        """A key equal for architectures that compute the same network (identity skips dropped)."""
+        kept = tuple(st for st in self.stages if not (st.block == "skip" and st.stride == 1 and st.c_in == st.c_out))
+        return (kept, self.resolution, self.in_channels, self.num_classes)
+
     def replace(self, **changes) -> "Architecture":
         return replace(self, **changes)

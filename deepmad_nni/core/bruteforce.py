@@ -12,18 +12,23 @@ def solve_brute_force(program: Program, top_k: int = 1) -> DesignResult:
     """Score every architecture of the family; return the ``top_k`` best feasible ones."""
     t0 = time.perf_counter()
     heap: list = []
+    seen: set = set()
     n = 0
     min_flops = min_params = float("inf")
     for arch in program.family.enumerate():
         n += 1
         s = program.score(arch)
         min_flops, min_params = min(min_flops, s.flops), min(min_params, s.params)
-        if program.feasible(s):
+        key = arch.canonical()
+        if program.feasible(s) and key not in seen:
             item = (s.objective, n, arch, s)
             if len(heap) < top_k:
                 heapq.heappush(heap, item)
+                seen.add(key)
             elif item[0] > heap[0][0]:
-                heapq.heapreplace(heap, item)
+                old = heapq.heapreplace(heap, item)
+                seen.discard(old[2].canonical())
+                seen.add(key)
     designs = [Design(a, s) for _, _, a, s in sorted(heap, key=lambda t: (-t[0], t[1]))]
     elapsed = time.perf_counter() - t0
     if not designs:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import product
+
+import numpy as np
 
 from .arch import Architecture, Stage
 
@@ -52,21 +53,40 @@ class Slot:
     depths: tuple[int, ...] = (1,)
     mids: tuple[int, ...] = ()  # grid of bottleneck widths, for ops with mid_from_grid
 
+    def depths_of(self, op: Op) -> tuple[int, ...]:
+        return (1,) if op.block in ("conv", "skip") else self.depths
+
+    def combos(self, c_ins, *, monotone: bool, max_width_ratio: float | None, mid_min_ratio: float) -> dict:
+        """Every allowed (c_in, c_out, op index, mid) for inputs ``c_ins``, as numpy arrays (depth aside)."""
+        c_in, c_out, op = (a.ravel() for a in np.meshgrid(np.asarray(c_ins), np.asarray(self.widths),
+                                                           np.arange(len(self.ops)), indexing="ij"))
+        keep = np.ones(c_in.shape, bool)
+        if monotone:
+            keep &= c_out >= c_in
+        if max_width_ratio is not None:
+            keep &= c_out <= max_width_ratio * c_in
+        c_in, c_out, op = c_in[keep], c_out[keep], op[keep]
+        rows = []
+        for o, spec in enumerate(self.ops):
+            sel = op == o
+            if spec.mid_from_grid:
+                mids = np.asarray(self.mids)
+                ci, m = (a.ravel() for a in np.meshgrid(c_in[sel], mids, indexing="ij"))
+                co = np.repeat(c_out[sel], len(mids))
+                ok = (m >= mid_min_ratio * co) & (m <= co)
+                rows.append((ci[ok], co[ok], np.full(ok.sum(), o), m[ok]))
+            else:
+                mid = np.array([spec.mid(a, b) for a, b in zip(c_in[sel], c_out[sel])], dtype=np.int64)
+                rows.append((c_in[sel], c_out[sel], np.full(sel.sum(), o), mid.reshape(-1)))
+        cols = [np.concatenate([r[i] for r in rows]).astype(np.int64) for i in range(4)]
+        return dict(zip(("c_in", "c_out", "op", "mid"), cols))
+
     def options(self, c_in: int, *, monotone: bool, max_width_ratio: float | None, mid_min_ratio: float):
         """Every (c_out, op, depth, mid) allowed after an input of ``c_in`` channels."""
-        for c_out, op, depth in product(self.widths, self.ops, self.depths):
-            if monotone and c_out < c_in:
-                continue
-            if max_width_ratio is not None and c_out > max_width_ratio * c_in:
-                continue
-            if op.block in ("conv", "skip") and depth != 1:
-                continue
-            if op.mid_from_grid:
-                for m in self.mids:
-                    if mid_min_ratio * c_out <= m <= c_out:
-                        yield c_out, op, depth, m
-            else:
-                yield c_out, op, depth, op.mid(c_in, c_out)
+        cb = self.combos([c_in], monotone=monotone, max_width_ratio=max_width_ratio, mid_min_ratio=mid_min_ratio)
+        for c_out, o, mid in zip(cb["c_out"].tolist(), cb["op"].tolist(), cb["mid"].tolist()):
+            for depth in self.depths_of(self.ops[o]):
+                yield c_out, self.ops[o], depth, mid
 
 
 @dataclass(frozen=True)
@@ -84,12 +104,18 @@ class Family:
     default_rho: float = 0.3
     tags: tuple[str, ...] = field(default=())
 
+    def slot_rules(self, j: int) -> dict:
+        """The width rules of slot ``j``: monotone after the stem; the ratio cap spares stem and 1x1 head."""
+        repeatable = any(op.block != "conv" for op in self.slots[j].ops)
+        return {"monotone": j > 0, "max_width_ratio": self.max_width_ratio if j > 0 and repeatable else None,
+                "mid_min_ratio": self.mid_min_ratio}
+
     def slot_options(self, j: int, c_in: int) -> list[tuple]:
-        monotone = j > 0  # the stem takes the image channels
-        repeatable = any(op.block not in ("conv",) for op in self.slots[j].ops)
-        ratio = self.max_width_ratio if j > 0 and repeatable else None  # stem and 1x1 head are exempt
-        return list(self.slots[j].options(c_in, monotone=monotone, max_width_ratio=ratio,
-                                          mid_min_ratio=self.mid_min_ratio))
+        return list(self.slots[j].options(c_in, **self.slot_rules(j)))
+
+    def slot_inputs(self, j: int) -> tuple[int, ...]:
+        """The input widths slot ``j`` can see."""
+        return (self.in_channels,) if j == 0 else tuple(sorted(set(self.slots[j - 1].widths)))
 
     def architecture(self, choices) -> Architecture:
         """Architecture from one (c_out, op, depth, mid) choice per slot."""
