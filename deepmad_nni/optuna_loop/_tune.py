@@ -1,0 +1,279 @@
+"""``tune(...)``: the Optuna study around the DeepMAD solver (storage, sampler, pruner, progress, plots)."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._space import SearchRanges
+
+SAMPLERS = ("tpe", "random", "nsga2")
+PRUNERS = ("median", "hyperband", "none")
+META_ATTR = "deepmad"
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` leaves: the study, its best trial(s) and the plots written."""
+
+    study: object
+    storage: str
+    study_name: str
+    plots: dict = field(default_factory=dict)
+
+    @property
+    def best_trials(self) -> list:
+        """The best trial (single objective) or the Pareto front (multi-objective)."""
+        from optuna.trial import TrialState
+        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return []
+        return self.study.best_trials if len(self.study.directions) > 1 else [self.study.best_trial]
+
+    @property
+    def pareto_front(self) -> list:
+        """One trial per distinct design among the best trials (identical designs share their values)."""
+        seen, out = set(), []
+        for t in sorted(self.best_trials, key=lambda t: t.number):
+            if t.user_attrs.get("design_key") not in seen:
+                seen.add(t.user_attrs.get("design_key"))
+                out.append(t)
+        return out
+
+    def summary(self) -> dict:
+        """Counts by state, distinct designs evaluated, the best trial (or the Pareto front)."""
+        from collections import Counter
+        trials = self.study.get_trials(deepcopy=False)
+        states = Counter(t.state.name for t in trials)
+
+        def brief(t):
+            a = t.user_attrs
+            return {"trial": t.number, "accuracy": a.get("accuracy"), "flops": a.get("flops"), "params": a.get("params"),
+                    "params_tuned": t.params, "design_key": a.get("design_key"), "design": a.get("design"),
+                    "benchmark_key": a.get("evaluation", {}).get("benchmark_key")}
+
+        best = self.best_trials
+        out = {"study_name": self.study_name, "storage": self.storage, "trials": dict(states),
+               "distinct_designs_evaluated": len({t.user_attrs.get("design_key") for t in trials
+                                                  if t.user_attrs.get("cache") == "miss"})}
+        if len(self.study.directions) > 1:
+            out["best"] = None
+            out["pareto_front"] = [brief(t) for t in self.pareto_front]
+        else:
+            out["best"] = brief(best[0]) if best else None
+        return out
+
+    @property
+    def best_architecture(self):
+        """The design of the most accurate trial (None before any completed trial)."""
+        from ._design import architecture_of
+        trials = self.best_trials
+        if not trials:
+            return None
+        best = max(trials, key=lambda t: t.values[0])
+        a = best.user_attrs
+        return architecture_of(a["design"], resolution=a["resolution"], in_channels=a.get("in_channels", 3),
+                               num_classes=self.study.user_attrs[META_ATTR]["num_classes"])
+
+
+def _budget(name, value):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number or None, but got {value!r}.") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number or None, but got {value!r}.")
+    return v
+
+
+def make_storage(storage, out_dir, *, heartbeat_interval: int | None = 10):
+    """An Optuna storage: ``None`` -> ``sqlite:///<out_dir>/study.db`` (in memory without ``out_dir``);
+    an RDB URL (``sqlite:///...``, ``postgresql://...``, ``mysql://...``) with a heartbeat so that a killed
+    worker's running trial turns FAIL; any ``optuna.storages.BaseStorage`` as is."""
+    import optuna
+    if storage is None:
+        if out_dir is None:
+            return optuna.storages.InMemoryStorage(), "memory"
+        storage = f"sqlite:///{Path(out_dir).resolve() / 'study.db'}"
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage, type(storage).__name__
+    if not isinstance(storage, str) or "://" not in storage:
+        raise ValueError(f"storage must be an Optuna RDB URL such as 'sqlite:///study.db' or "
+                         f"'postgresql://user@host/db', or a BaseStorage, but got {storage!r}.")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///"):]
+        if path and path != ":memory:" and not Path(path).parent.exists():
+            raise ValueError(f"storage {storage!r}: the folder {str(Path(path).parent)!r} does not exist.")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                         grace_period=None if heartbeat_interval is None else 3 * heartbeat_interval)
+    return rdb, storage
+
+
+def _sampler(sampler, seed, multi_objective):
+    import optuna
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    if sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
+    if sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    raise ValueError(f"sampler must be one of {list(SAMPLERS)} or an optuna sampler, but got {sampler!r}.")
+
+
+def _pruner(pruner):
+    import optuna
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if pruner in ("none", None):
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner must be one of {list(PRUNERS)} or an optuna pruner, but got {pruner!r}.")
+
+
+def _open_study(*, storage, study_name, meta, sampler, pruner, multi_objective):
+    """Create the study or load it; a loaded study must describe the same problem (``meta``)."""
+    import optuna
+    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                    directions=directions, load_if_exists=False)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+        created = False
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ValueError(f"study {study_name!r} has directions {[d.name.lower() for d in study.directions]}, but "
+                         f"multi_objective={multi_objective} needs {directions}; use another study_name.")
+    old = study.user_attrs.get(META_ATTR)
+    if old is None:
+        study.set_user_attr(META_ATTR, meta)
+    else:
+        for k in ("family", "flops", "params", "convention", "evaluator"):
+            if old.get(k) != meta.get(k):
+                raise ValueError(f"study {study_name!r} was created with {k}={old.get(k)!r}, but got {meta.get(k)!r}; "
+                                 "use another study_name.")
+    return study, created
+
+
+def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-bench-macro", benchmark_path=None,
+         evaluator_options=None, ranges: SearchRanges | None = None, n_trials: int | None = 30,
+         timeout: float | None = None, storage=None, study_name: str | None = None, out_dir=None,
+         multi_objective: bool = False, sampler="tpe", pruner="median", seed: int | None = None,
+         convention: str = "official", time_limit: float = 10.0, start_from_defaults: bool = True,
+         heartbeat_interval: int | None = 10, plots: bool = True, progress: bool = True) -> TuneResult:
+    """Tune DeepMAD's rho_0, beta and alpha with Optuna against real evaluations of the designs.
+
+    Every trial draws (rho_0, beta, alpha) from ``ranges``, solves the DeepMAD program over ``family`` within
+    ``flops`` / ``params`` (:func:`deepmad_nni.core.solve`), and evaluates the design with ``evaluator``
+    (``"nas-bench-macro"``, ``"training"``, ``"module:attribute"``, a callable, an NNI evaluator or an
+    :class:`Evaluator`).  A design is evaluated once per study (the cache lives in the storage).  An
+    infeasible program prunes the trial (``user_attrs["pruned_reason"]``).  ``multi_objective``
+    maximises accuracy and minimises FLOPs.  ``storage``: an RDB URL shared by any number of workers, or
+    ``None`` for ``<out_dir>/study.db``; the same ``study_name`` resumes a study and adds ``n_trials``.
+    ``start_from_defaults`` enqueues the paper's hyperparameters (family rho_0, beta 10, alpha default)
+    as the first trial of a new study.  Plots (PNG) go to ``out_dir``.
+    """
+    import optuna
+
+    from ..core import get_family
+    from ..core.family import Family
+    from ._cache import open_cache
+    from ._evaluators import make_evaluator
+    from ._objective import Objective
+
+    fam = get_family(family) if isinstance(family, str) else family
+    if not isinstance(fam, Family):
+        raise ValueError(f"family must be a family name or a Family, but got {type(family).__name__}.")
+    flops, params = _budget("flops", flops), _budget("params", params)
+    ranges = SearchRanges() if ranges is None else ranges
+    if not isinstance(ranges, SearchRanges):
+        raise ValueError(f"ranges must be a SearchRanges, but got {type(ranges).__name__}.")
+    if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1):
+        raise ValueError(f"n_trials must be a positive integer or None, but got {n_trials!r}.")
+    if n_trials is None and timeout is None:
+        raise ValueError("n_trials and timeout cannot both be None (the study would never stop).")
+    if convention not in ("official", "paper"):
+        raise ValueError(f"convention must be 'official' or 'paper', but got {convention!r}.")
+    sampler_obj, pruner_obj = _sampler(sampler, seed, multi_objective), _pruner(pruner)
+    ev = make_evaluator(evaluator, benchmark_path=benchmark_path, **(evaluator_options or {}))
+    ev.check_family(fam)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    store, storage_name = make_storage(storage, out_dir, heartbeat_interval=heartbeat_interval)
+    meta = {"family": fam.name, "flops": flops, "params": params, "convention": convention,
+            "evaluator": ev.signature(), "num_classes": fam.num_classes, "ranges": ranges.as_dict()}
+    if study_name is None:
+        study_name = f"deepmad-{fam.name}-flops{flops or 0:.4g}-params{params or 0:.4g}-{ev.name}" + \
+            ("-pareto" if multi_objective else "")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study, created = _open_study(storage=store, study_name=study_name, meta=meta, sampler=sampler_obj,
+                                 pruner=pruner_obj, multi_objective=multi_objective)
+    cache = open_cache(study)
+    if created:
+        cache.clear()  # SQLite may reuse the id of a deleted study
+        if start_from_defaults:
+            _enqueue_defaults(study, fam, ranges)
+    objective = Objective(family=fam, flops=flops, params=params, ranges=ranges, evaluator=ev, cache=cache,
+                          convention=convention, time_limit=time_limit, multi_objective=multi_objective)
+    callbacks = [_Progress(sys.stdout, n_trials, multi_objective)] if progress else []
+    if progress:
+        print(f"study {study_name!r} in {storage_name}: {len(study.trials)} trials so far; evaluator {ev!r}",
+              flush=True)
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
+    result = TuneResult(study, storage_name, study_name)
+    if plots and out_dir is not None:
+        from ._plots import write_plots
+        result.plots = write_plots(study, out_dir)
+    return result
+
+
+def _enqueue_defaults(study, fam, ranges: SearchRanges) -> None:
+    from ..core.score import default_alpha
+    alpha = default_alpha(fam.num_stages())
+    point = {"rho_0": fam.default_rho, "beta": 10.0, "alpha_last": alpha[-1]}
+    bounds = {"rho_0": ranges.rho, "beta": ranges.beta, "alpha_last": ranges.alpha_last}
+    if ranges.alpha_others is not None:
+        for i in range(len(alpha) - 1):
+            point[f"alpha_{i + 1}"], bounds[f"alpha_{i + 1}"] = alpha[i], ranges.alpha_others
+    if all(lo <= point[k] <= hi for k, (lo, hi) in bounds.items()):
+        study.enqueue_trial(point, user_attrs={"start": "paper defaults"})
+
+
+class _Progress:
+    """One line per finished trial: state, hyperparameters, design, accuracy, cache, best so far."""
+
+    def __init__(self, stream, n_trials, multi_objective):
+        self.stream, self.n_trials, self.multi_objective, self.done = stream, n_trials, multi_objective, 0
+
+    def __call__(self, study, trial):
+        self.done += 1
+        a = trial.user_attrs
+        hp = " ".join(f"{k}={v:.3g}" for k, v in trial.params.items())
+        if trial.state.name == "COMPLETE":
+            what = (f"acc={a.get('accuracy'):.4g} flops={a.get('flops', 0) / 1e6:.4g}M "
+                    f"params={a.get('params', 0) / 1e6:.4g}M {a.get('cache')} {a.get('wall_time_s', 0):.2f}s")
+        else:
+            what = a.get("pruned_reason", trial.state.name.lower())
+        best = ""
+        if not self.multi_objective:
+            try:
+                best = f" | best {study.best_value:.4g} (#{study.best_trial.number})"
+            except ValueError:
+                pass
+        else:
+            best = f" | Pareto front: {len({t.user_attrs.get('design_key') for t in study.best_trials})} designs"
+        total = f"/{self.n_trials}" if self.n_trials else ""
+        print(f"[{self.done}{total}] trial {trial.number} {trial.state.name}: {hp} -> {what}{best}",
+              file=self.stream, flush=True)
