@@ -22,25 +22,36 @@ def _scalar(metric) -> float:
 class NNIEvaluator(Evaluator):
     """Evaluate with an NNI 3.0 evaluator; its intermediate results become Optuna intermediate values.
 
-    The model is :func:`deepmad_nni.builder.build_model` of the design (``activation`` as there).
-    ``scale`` multiplies NNI's metric (e.g. 100 to record a 0..1 accuracy in %).
+    The model is :func:`deepmad_nni.builder.build_model` of the design (``activation`` as there), adapted
+    to the data when ``in_channels`` / ``num_classes`` / ``resolution`` / ``width_multiplier`` are given
+    (:func:`proxy_architecture`).  ``scale`` multiplies NNI's metric (e.g. 100 to record a 0..1 accuracy in %).
     """
 
-    def __init__(self, nni_evaluator, *, activation=None, scale: float = 1.0):
+    def __init__(self, nni_evaluator, *, in_channels: int | None = None, num_classes: int | None = None,
+                 resolution: int | None = None, width_multiplier: float = 1.0, activation=None, scale: float = 1.0):
         from nni.nas.evaluator import Evaluator as NNIBase
         if not isinstance(nni_evaluator, NNIBase):
             raise ValueError(f"nni_evaluator must be an nni.nas.evaluator.Evaluator, but got "
                              f"{type(nni_evaluator).__name__}.")
         self.nni_evaluator, self.activation, self.scale = nni_evaluator, activation, float(scale)
         self.name = f"nni:{type(nni_evaluator).__name__}"
+        self.proxy = {"in_channels": in_channels, "num_classes": num_classes, "resolution": resolution,
+                      "width_multiplier": float(width_multiplier)}
         import torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def signature(self) -> dict:
-        return {"evaluator": self.name, "repr": repr(self.nni_evaluator)[:500], "scale": self.scale}
+        return {"evaluator": self.name, "scale": self.scale, **self.proxy}
 
     def evaluate(self, architecture, report):
         from ..builder import build_model
+        from ._design import proxy_architecture
+        p = self.proxy
+        if p["in_channels"] or p["num_classes"] or p["resolution"] or p["width_multiplier"] != 1.0:
+            architecture = proxy_architecture(
+                architecture, in_channels=p["in_channels"] or architecture.in_channels,
+                num_classes=p["num_classes"] or architecture.num_classes,
+                resolution=p["resolution"] or architecture.resolution, width_multiplier=p["width_multiplier"])
         model = build_model(architecture, activation=self.activation)
         channel = _Recorder(report, self.scale)
         with _nni_runtime(channel, architecture):

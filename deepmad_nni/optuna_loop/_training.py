@@ -7,25 +7,10 @@ epoch is an Optuna intermediate value, so median / Hyperband pruners stop poor d
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
+from ._design import proxy_architecture
 from ._evaluators import Evaluator
-
-
-def proxy_architecture(architecture, *, in_channels: int, num_classes: int, resolution: int,
-                       width_multiplier: float = 1.0):
-    """``architecture`` adapted to a dataset (channels, classes, resolution) with widths scaled."""
-    from ..core.arch import Architecture
-
-    def w(c: int) -> int:
-        return c if width_multiplier == 1.0 else max(8, int(round(c * width_multiplier / 8)) * 8)
-
-    stages = []
-    for i, st in enumerate(architecture.stages):
-        c_in = in_channels if i == 0 else w(st.c_in)
-        stages.append(dataclasses.replace(st, c_in=c_in, c_out=w(st.c_out), mid=w(st.mid) if st.mid else 0))
-    return Architecture(tuple(stages), resolution, in_channels, num_classes)
 
 
 class TrainingEvaluator(Evaluator):
