@@ -42,6 +42,14 @@ class ConvBN(nn.Module):
         x = self.bn(self.conv(x))
         return self.act(x) if self.act is not None else x
 
+    def _shape_forward(self, input):
+        """NNI shape formula: ceil(H / stride) for every (odd) kernel, so shapes do not grow with kernel labels."""
+        from nni.nas.profiler.pytorch.utils import MutableShape
+        from nni.nas.profiler.pytorch.utils._attrs import _getattr
+        n, _, h, w = input.real_shape
+        s = self.conv.stride[0]
+        return MutableShape(n, _getattr(self.conv, "out_channels"), (h + s - 1) // s, (w + s - 1) // s)
+
 
 class Basic(nn.Module):
     """ResNet basic block: k x k (stride) -> k x k, projection shortcut when the shape changes."""

@@ -1,0 +1,465 @@
+"""Read an NNI ModelSpace built from convolutions into a description DeepMAD's program can be evaluated on.
+
+``read_space(space, input_size)`` runs NNI's shape inference (``nni.nas.profiler.pytorch``) once and one
+dataflow dry run (:mod:`deepmad_nni.nas.trace`), never freezing a candidate.  The result,
+:class:`SpaceDescription`, lists every conv with its in/out channels, kernel, groups and output size as
+expressions of the sample, its activity condition (Repeat depth, LayerChoice candidate) and its role (main
+path, residual projection, gate such as SE, classifier); DeepMAD stages (a new stage at the block holding
+each stride-2 main conv after the first layer); and FLOPs / params as sums of per-module NNI formula terms,
+FLOPs counted as MACs of convs and linear layers (no BatchNorm, activation or bias terms) and params as
+``sum(p.numel())`` (the core's conventions).  ``description.evaluate(sample)`` gives entropy, rho, Q,
+objective, FLOPs and params, memoised per label subset.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepmad_nni.core.score import CONVENTIONS, default_alpha
+
+from .trace import UnsupportedModuleError, main_path, trace
+
+__all__ = ["ConvLayer", "SpaceDescription", "SpaceEvaluation", "UnsupportedModuleError", "read_space"]
+
+
+class Term:
+    """An int/float or NNI expression, evaluated on a sample and memoised per values of its own labels."""
+
+    __slots__ = ("expr", "labels", "cache", "const")
+
+    def __init__(self, expr):
+        from nni.mutable import Mutable
+        self.expr = expr
+        if isinstance(expr, Mutable):
+            self.labels = tuple(sorted(expr.simplify()))
+            self.const = None
+        else:
+            self.labels, self.const = (), expr
+        self.cache: dict = {}
+
+    def __call__(self, sample: dict):
+        if self.const is not None:
+            return self.const
+        key = tuple(sample[label] for label in self.labels)
+        v = self.cache.get(key)
+        if v is None:
+            v = self.expr.freeze(sample)
+            self.cache[key] = v
+        return v
+
+
+@dataclass
+class Condition:
+    """``value(sample) >= threshold`` (Repeat depth) or ``value(sample) == threshold`` (LayerChoice)."""
+
+    value: Term
+    op: str
+    threshold: object
+
+    def __call__(self, sample) -> bool:
+        v = self.value(sample)
+        return v >= self.threshold if self.op == ">=" else v == self.threshold
+
+    def __repr__(self):
+        return f"{'/'.join(self.value.labels) or self.value.const} {self.op} {self.threshold!r}"
+
+
+@dataclass
+class ConvLayer:
+    """One conv of the space.  ``stage`` is the DeepMAD stage (main-path layers; -1 otherwise)."""
+
+    name: str
+    c_in: Term
+    c_out: Term
+    kernel: Term
+    groups: Term
+    stride: int
+    out_hw: Term       # H * W of the output
+    role: str          # main | projection | gate | classifier
+    stage: int
+    conditions: tuple
+
+    def active(self, sample) -> bool:
+        return all(c(sample) for c in self.conditions)
+
+    def log_width(self, sample) -> float:
+        return math.log(self.c_in(sample) * self.kernel(sample) ** 2 / self.groups(sample))
+
+
+@dataclass(frozen=True)
+class SpaceEvaluation:
+    entropy: float
+    stage_entropy: tuple
+    effectiveness: float
+    q: float
+    objective: float
+    flops: float
+    params: float
+    num_layers: int
+    depths: tuple
+
+
+@dataclass
+class CostTerm:
+    flops: Term
+    params: Term
+    conditions: tuple
+    name: str
+
+
+class SpaceDescription:
+    """What DeepMAD needs of a space, as functions of the sample (see module docstring)."""
+
+    def __init__(self, mutables, layers, stage_ends, depth_terms, costs, flops_expression, params_expression,
+                 input_size):
+        self.mutables = mutables              # label -> Categorical
+        self.layers = layers                  # ConvLayer, in execution order
+        self.stage_ends = stage_ends          # per stage: (c Term, H*W Term, conditions-free)
+        self.depth_terms = depth_terms        # (stage, Term of a Repeat depth, conditions) per main-path Repeat
+        self.costs = costs                    # CostTerm per NNI formula module
+        self.flops_expression = flops_expression
+        self.params_expression = params_expression
+        self.input_size = tuple(input_size)
+        self.main = [layer for layer in layers if layer.role == "main"]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_ends)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.mutables)
+
+    def size(self) -> int:
+        return int(np.prod([len(m.values) for m in self.mutables.values()], dtype=float))
+
+    def table(self, sample: dict | None = None) -> list[dict]:
+        """Per conv layer: name, role, stage, and (for a sample) c_in, c_out, kernel, groups, out_hw, active."""
+        rows = []
+        for layer in self.layers:
+            row = {"name": layer.name, "role": layer.role, "stage": layer.stage, "stride": layer.stride,
+                   "condition": " and ".join(map(repr, layer.conditions)) or "always"}
+            if sample is not None:
+                row.update(c_in=layer.c_in(sample), c_out=layer.c_out(sample), kernel=layer.kernel(sample),
+                           groups=layer.groups(sample), out_hw=layer.out_hw(sample), active=layer.active(sample))
+            rows.append(row)
+        return rows
+
+    def active_labels(self, sample: dict) -> set[str]:
+        """Labels the network of ``sample`` depends on (the others sit in inactive blocks or candidates)."""
+        used = set()
+        for c in self.costs:
+            if all(cond(sample) for cond in c.conditions):
+                used.update(c.flops.labels, c.params.labels)
+                for cond in c.conditions:
+                    used.update(cond.value.labels)
+        for layer in self.layers:
+            if layer.active(sample):
+                for t in (layer.c_in, layer.c_out, layer.kernel, layer.groups, layer.out_hw):
+                    used.update(t.labels)
+                for cond in layer.conditions:
+                    used.update(cond.value.labels)
+        return used & set(self.mutables)
+
+    def canonical(self, sample: dict) -> dict:
+        """``sample`` with every inactive label set to its first value (same network, one representative)."""
+        full = {k: sample.get(k, m.values[0]) for k, m in self.mutables.items()}
+        used = self.active_labels(full)
+        return {k: (v if k in used else self.mutables[k].values[0]) for k, v in full.items()}
+
+    def cost(self, sample: dict) -> tuple[float, float]:
+        flops = params = 0.0
+        for c in self.costs:
+            if all(cond(sample) for cond in c.conditions):
+                flops += c.flops(sample)
+                params += c.params(sample)
+        return flops, params
+
+    def evaluate(self, sample: dict, *, alpha=None, beta: float = 10.0, convention: str = "official"
+                 ) -> SpaceEvaluation:
+        """DeepMAD's figures of ``sample`` under the core's conventions (:func:`deepmad_nni.core.score`)."""
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
+        m = self.num_stages
+        alpha = default_alpha(m) if alpha is None else tuple(alpha)
+        if len(alpha) != m:
+            raise ValueError(f"alpha must have one weight per stage ({m}), but got {len(alpha)}.")
+        s = CONVENTIONS[convention]
+        sums, counts = [0.0] * m, [0] * m
+        for layer in self.main:
+            if layer.active(sample):
+                sums[layer.stage] += layer.log_width(sample)
+                counts[layer.stage] += 1
+        stage_h, rhos, cum, n = [], [], 0.0, 0
+        for i, (c, hw) in enumerate(self.stage_ends):
+            cum += sums[i]
+            n += counts[i]
+            stage_h.append(s * math.log(hw(sample) * c(sample)) * cum)
+            if n:
+                rhos.append(n / math.exp(cum / n))
+        rho = (max(rhos) if convention == "official" else rhos[-1]) if rhos else float("inf")
+        entropy = float(np.dot(alpha, stage_h))
+        depths = self._depths(sample, convention)
+        q = float(math.exp(np.std(depths))) if len(depths) > 1 else 1.0
+        flops, params = self.cost(sample)
+        return SpaceEvaluation(entropy, tuple(stage_h), rho, q, entropy - beta * q, flops, params, n, depths)
+
+    def _depths(self, sample, convention) -> tuple:
+        active = [(st, d(sample)) for st, d, conds in self.depth_terms if all(c(sample) for c in conds)]
+        if convention == "official":
+            return tuple(d for _, d in active)
+        per_stage: dict[int, int] = {}
+        for st, d in active:
+            per_stage[st] = per_stage.get(st, 0) + d
+        return tuple(per_stage[k] for k in sorted(per_stage))
+
+    def __repr__(self):
+        roles = {}
+        for layer in self.layers:
+            roles[layer.role] = roles.get(layer.role, 0) + 1
+        return (f"SpaceDescription({len(self.mutables)} labels, {len(self.layers)} convs {roles}, "
+                f"{self.num_stages} stages, input {self.input_size})")
+
+
+def _args(module, name):
+    from nni.nas.nn.pytorch import ParametrizedModule
+    return module.args[name] if isinstance(module, ParametrizedModule) and name in module.args else getattr(module, name)
+
+
+def _first(v):
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+def _conditions(scope, containers) -> tuple:
+    conds = []
+    for kind, name, _label, key in scope:
+        m = containers[name]
+        if kind == "choice":
+            conds.append(Condition(Term(m.choice), "==", key))
+        else:
+            from nni.mutable import Mutable
+            if isinstance(m.depth_choice, Mutable):
+                conds.append(Condition(Term(m.depth_choice), ">=", key + 1))
+    return tuple(conds)
+
+
+def read_space(space, input_size=None) -> SpaceDescription:
+    """Describe ``space`` (an NNI ModelSpace of 2-d convolutions) for inputs of ``input_size`` (N, C, H, W).
+
+    ``input_size`` defaults to (1, 3, r, r) with r the space's ``config.resolution`` when it has one, else 224.
+    Raises :class:`UnsupportedModuleError` naming the module (and label) the reader cannot reason about.
+    """
+    import torch
+    from nni.mutable import Categorical
+    from nni.nas.nn.pytorch import LayerChoice, Repeat
+    from nni.nas.profiler.pytorch.flops import FlopsParamsCounterConfig, count_flops_params, find_flops_formula
+    from nni.nas.profiler.pytorch.utils import ShapeTensor, submodule_input_output_shapes
+
+    if input_size is None:
+        r = getattr(getattr(space, "config", None), "resolution", 224)
+        input_size = (1, 3, r, r)
+    input_size = tuple(int(v) for v in input_size)
+    if len(input_size) != 4 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size}.")
+    mutables = {}
+    for label, m in space.simplify().items():
+        if isinstance(m, Categorical):
+            mutables[label] = m
+        elif type(m).__name__ != "MutableAnnotation" and not label.startswith("_"):
+            raise UnsupportedModuleError(f"Label {label!r} is a {type(m).__name__}; the reader supports categorical "
+                                         "choices (nni.choice, LayerChoice, Repeat) only.")
+    graph = trace(space, input_size)
+    roles = main_path(graph)
+    try:
+        shapes = submodule_input_output_shapes(space, ShapeTensor(torch.zeros(*input_size), True))
+    except Exception as err:  # NNI's shape inference names no module; say which part failed
+        raise UnsupportedModuleError(f"NNI shape inference failed on this space: {err}") from err
+    containers = {n: m for n, m in space.named_modules() if isinstance(m, (LayerChoice, Repeat))}
+    modules = dict(space.named_modules())
+
+    # -- conv layers and DeepMAD stages --------------------------------------------------------------
+    main_counts = _main_conv_counts(graph, roles, modules)
+    main_idx = [i for i, r in enumerate(roles.role) if r == "main"]
+    boundaries, starts = [], []   # (block name, input node); index of the boundary's first main conv
+    boundary_nodes: dict[int, int] = {}
+    for idx in main_idx[1:]:
+        call = graph.convs[idx]
+        if _first(_stride(call)) > 1:
+            block = _block_of(call.name, modules, main_counts)
+            node = graph.consumers_of_module.get(block, call.src)
+            inside = [j for j in main_idx if j == idx or graph.convs[j].name.startswith(block + ".")]
+            if node not in boundary_nodes:
+                boundary_nodes[node] = len(boundaries)
+                boundaries.append((block, node))
+                starts.append(min(inside))
+            else:
+                k = boundary_nodes[node]
+                starts[k] = min(starts[k], min(inside))
+    static = all(_same_padding(call) for call in graph.convs)
+    layers = []
+    for idx, call in enumerate(graph.convs):
+        mod, role = call.module, roles.role[idx]
+        stage = sum(1 for st in starts if st <= idx) if role == "main" else -1
+        if call.name not in shapes:
+            raise UnsupportedModuleError(f"NNI shape inference gave no shape for conv {call.name!r}.")
+        out_shape = shapes[call.name][1]
+        out_shape = out_shape[0] if isinstance(out_shape, tuple) else out_shape
+        layers.append(ConvLayer(
+            call.name, Term(_args(mod, "in_channels")), Term(_args(mod, "out_channels")),
+            Term(_first(_args(mod, "kernel_size"))), Term(_args(mod, "groups")), _first(_stride(call)),
+            Term(graph.spatial[call.dst] if static else out_shape[-1] * out_shape[-2]), role, stage,
+            _conditions(call.scope, containers)))
+    if not any(layer.role == "main" for layer in layers):
+        raise UnsupportedModuleError("The space has no conv on its main path.")
+    _check_stage_order(layers)
+
+    # -- stage ends: input of the next stage's first block; the tensor entering the global pool last ----
+    stage_ends = []
+    for block, node in boundaries:
+        shape = _shape_in(shapes, block)
+        stage_ends.append((Term(shape[1]), Term(graph.spatial[node] if static else shape[2] * shape[3])))
+    last = roles.pool_input if roles.pool_input is not None else graph.output
+    name = graph.producer.get(last)
+    if name is not None and name in shapes:
+        shape = shapes[name][1]
+        shape = shape[0] if isinstance(shape, tuple) else shape
+    else:  # fall back to the output of the last main conv
+        shape = shapes[[lay for lay in layers if lay.role == "main"][-1].name][1]
+        last = None
+    stage_ends.append((Term(shape[1]), Term(graph.spatial[last] if static and last is not None
+                                            else shape[2] * shape[3])))
+
+    # -- depths of the Repeats on the main path ----------------------------------------------------------
+    depth_terms = []
+    for name, m in containers.items():
+        if isinstance(m, Repeat):
+            inner = [lay for lay in layers if lay.role == "main" and lay.name.startswith(name + ".")]
+            if inner:
+                scope = next(c.scope for c in graph.convs if c.name == inner[0].name)
+                outer = _conditions([s for s in scope if name.startswith(s[1] + ".")], containers)
+                depth_terms.append((inner[0].stage, Term(m.depth_choice), outer))
+
+    # -- FLOPs and params as per-module NNI terms ----------------------------------------------------------
+    cfg_f = FlopsParamsCounterConfig(count_bias=False, count_normalization=False, count_activation=False)
+    cfg_p = FlopsParamsCounterConfig()
+    costs = []
+    conv_hw = {call.name: graph.spatial[call.dst] for call in graph.convs}
+
+    def walk(name, module, conds):
+        if isinstance(module, LayerChoice):
+            for key, child in module.named_children():
+                walk(f"{name}.{key}", child, conds + (Condition(Term(module.choice), "==", key),))
+        elif isinstance(module, Repeat):
+            from nni.mutable import Mutable
+            for i, block in enumerate(module.blocks):
+                c = (Condition(Term(module.depth_choice), ">=", i + 1),) if isinstance(module.depth_choice, Mutable) \
+                    else ()
+                walk(f"{name}.blocks.{i}", block, conds + c)
+        elif find_flops_formula(module) is not None:
+            if name not in shapes:
+                return  # never run by the forward (e.g. a module kept but unused)
+            p = count_flops_params(name, module, shapes, cfg_p)
+            if static and name in conv_hw:  # MACs of a conv at its (sample-independent) output size
+                c_in, c_out, g = (_args(module, k) for k in ("in_channels", "out_channels", "groups"))
+                kh, kw = _pair(_args(module, "kernel_size"))
+                flops = c_out * conv_hw[name] * (kh * kw * c_in // g)
+            else:
+                flops = count_flops_params(name, module, shapes, cfg_f).flops
+            costs.append(CostTerm(Term(flops), Term(p.params), conds, name))
+        else:
+            if not list(module.children()) and any(True for _ in module.parameters(recurse=False)):
+                raise UnsupportedModuleError(f"Module {name!r} ({type(module).__name__}) has parameters but no "
+                                             "FLOPs formula; the reader cannot count it.")
+            for key, child in module.named_children():
+                walk(f"{name}.{key}" if name else key, child, conds)
+
+    walk("", space, ())
+    flops_expr = sum(c.flops.expr for c in costs)
+    params_expr = sum(c.params.expr for c in costs)
+    return SpaceDescription(mutables, layers, stage_ends, depth_terms, costs, flops_expr, params_expr, input_size)
+
+
+def _pair(v):
+    return (v[0], v[1]) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _same_padding(call) -> bool:
+    """Whether the conv's output size is ceil(input / stride) for every kernel it can take: odd kernels with
+    padding (k - 1) // 2, the kernel and padding expressions of at most one label."""
+    from nni.mutable import Mutable
+    k, p = _pair(_args(call.module, "kernel_size")), _pair(_args(call.module, "padding"))
+    if not all(isinstance(v, (int, Mutable)) for v in k + p):
+        return False
+    labels = set()
+    for v in k + p:
+        if isinstance(v, Mutable):
+            labels |= set(v.simplify())
+    if len(labels) > 1:
+        return False
+    if labels:
+        mutable = next(iter(next(v for v in k + p if isinstance(v, Mutable)).simplify().values()))
+        samples = [{mutable.label: value} for value in mutable.values]
+    else:
+        samples = [{}]
+    for smp in samples:
+        kk = [v.freeze(smp) if isinstance(v, Mutable) else v for v in k]
+        pp = [v.freeze(smp) if isinstance(v, Mutable) else v for v in p]
+        if any(a % 2 == 0 or b != (a - 1) // 2 for a, b in zip(kk, pp)):
+            return False
+    return True
+
+
+def _stride(call):
+    stride = _args(call.module, "stride")
+    if not all(isinstance(v, int) for v in (stride if isinstance(stride, tuple) else (stride,))):
+        raise UnsupportedModuleError(f"Conv {call.name!r} has a searchable stride; stages must come from fixed "
+                                     "strides.")
+    return stride
+
+
+def _shape_in(shapes, name):
+    shape = shapes[name][0]
+    while isinstance(shape, (tuple, list)):
+        shape = shape[0]
+    return shape
+
+
+def _main_conv_counts(graph, roles, modules) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for idx, call in enumerate(graph.convs):
+        if roles.role[idx] != "main":
+            continue
+        parts = call.name.split(".")
+        for j in range(1, len(parts)):
+            prefix = ".".join(parts[:j])
+            counts[prefix] = counts.get(prefix, 0) + 1
+    return counts
+
+
+def _block_of(conv_name: str, modules, counts) -> str:
+    """The block a downsampling conv belongs to: the innermost enclosing module holding at least two main
+    convs that is not a plain container (Sequential, ModuleList, Repeat, LayerChoice, the space); else the conv."""
+    from nni.nas.nn.pytorch import LayerChoice, Repeat
+    from torch import nn
+
+    parts = conv_name.split(".")
+    for j in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:j])
+        m = modules[prefix]
+        if type(m) in (nn.Sequential, nn.ModuleList) or isinstance(m, (LayerChoice, Repeat)):
+            continue
+        if counts.get(prefix, 0) >= 2:
+            return prefix
+    return conv_name
+
+
+def _check_stage_order(layers):
+    last = 0
+    for layer in layers:
+        if layer.role == "main":
+            if layer.stage < last:
+                raise UnsupportedModuleError(f"Conv {layer.name!r} runs after a later stage started; the reader "
+                                             "needs a single chain of stages.")
+            last = layer.stage
