@@ -1,0 +1,203 @@
+"""The DeepMAD program over a space read by :func:`deepmad_nni.nas.reader.read_space` (hub spaces, per-block labels).
+
+* Spaces with at most ``enumerate_limit`` label combinations are enumerated: status ``"optimal"`` (or
+  ``"infeasible"``) is then proven.
+* Larger spaces get an iterated local search (coordinate moves over labels from random starts, restarts by
+  perturbing the incumbent) until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
+  ``bound`` is a proven upper bound of the objective and ``gap = bound - objective``), ``"limit-reached"``
+  (no feasible design found) or ``"infeasible"`` when the smallest FLOPs/params any sample can reach
+  (a proven lower bound, per-term minima) already break the budget.  The bound relaxes rho, FLOPs and
+  params: each main-path layer contributes at most ``s * log(w_l) * sum_{i >= its stage} alpha_i *
+  max log(r_i^2 c_i)`` and Q >= 1; it is proven but loose, so the gap says how far the search *could* be
+  from the optimum, not how far it is.
+
+Samples are scored with the reader (memoised per label subset), never frozen.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from deepmad_nni.core.result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL
+from deepmad_nni.core.score import CONVENTIONS, default_alpha
+
+
+@dataclass(frozen=True)
+class SpaceDesign:
+    """A sample (every label) and its DeepMAD figures."""
+
+    sample: dict
+    entropy: float
+    effectiveness: float
+    q: float
+    objective: float
+    flops: float
+    params: float
+
+
+@dataclass
+class SpaceResult:
+    """Outcome of :func:`solve_space`; statuses as in :class:`deepmad_nni.core.DesignResult`."""
+
+    status: str
+    message: str
+    designs: list = field(default_factory=list)
+    bound: float = float("nan")
+    time_s: float = 0.0
+    evaluations: int = 0
+
+    @property
+    def gap(self) -> float:
+        if not self.designs:
+            return float("inf")
+        return max(0.0, self.bound - self.designs[0].objective)
+
+
+def _product(values) -> float:
+    return math.prod(len(v) for v in values)
+
+
+def _max_over(terms, mutables, fn):
+    """max of fn(sample) over every combination of the labels ``terms`` depend on."""
+    labels = sorted({label for t in terms for label in t.labels})
+    best = -math.inf
+    for combo in itertools.product(*(mutables[lab].values for lab in labels)):
+        best = max(best, fn(dict(zip(labels, combo))))
+    return best
+
+
+def objective_bound(desc, alpha, beta, convention) -> float:
+    """Proven upper bound of the objective over the whole space (constraints relaxed)."""
+    s = CONVENTIONS[convention]
+    ends = [_max_over([c, hw], desc.mutables, lambda smp, c=c, hw=hw: math.log(c(smp) * hw(smp)))
+            for c, hw in desc.stage_ends]
+    a_max = [sum(a * e for a, e in zip(alpha[j:], ends[j:])) for j in range(len(ends))]
+    total = 0.0
+    for layer in desc.main:
+        lw = _max_over([layer.c_in, layer.kernel, layer.groups], desc.mutables, layer.log_width)
+        total += s * max(0.0, a_max[layer.stage]) * max(0.0, lw)
+    return total - beta * 1.0
+
+
+def cost_lower_bound(desc) -> tuple[float, float]:
+    """Proven lower bounds of FLOPs and params over the space (per-term minima, inactive terms count 0)."""
+    lo_f = lo_p = 0.0
+    for c in desc.costs:
+        terms = [c.flops, c.params] + [cond.value for cond in c.conditions]
+        labels = sorted({lab for t in terms for lab in t.labels})
+        if _product(desc.mutables[lab].values for lab in labels) > 4096:
+            continue  # too many combinations to minimise exactly: 0 is still a valid lower bound
+        mf = mp = math.inf
+        for combo in itertools.product(*(desc.mutables[lab].values for lab in labels)):
+            smp = dict(zip(labels, combo))
+            on = all(cond(smp) for cond in c.conditions)
+            mf, mp = min(mf, c.flops(smp) if on else 0.0), min(mp, c.params(smp) if on else 0.0)
+        lo_f, lo_p = lo_f + mf, lo_p + mp
+    return lo_f, lo_p
+
+
+class _Scorer:
+    def __init__(self, desc, flops, params, rho, alpha, beta, convention, top_k):
+        self.desc, self.flops, self.params, self.rho = desc, flops, params, rho
+        self.alpha, self.beta, self.convention, self.top_k = alpha, beta, convention, top_k
+        self.seen: dict = {}
+        self.heap: list = []
+        self.n = 0
+
+    def __call__(self, sample: dict):
+        """(feasible, value) of a canonical sample: objective if feasible, minus the violation if not."""
+        key = tuple(sample[k] for k in self.desc.mutables)
+        if key in self.seen:
+            return self.seen[key]
+        self.n += 1
+        e = self.desc.evaluate(sample, alpha=self.alpha, beta=self.beta, convention=self.convention)
+        excess = max(0.0, e.effectiveness / self.rho - 1)
+        if self.flops is not None:
+            excess += max(0.0, e.flops / self.flops - 1)
+        if self.params is not None:
+            excess += max(0.0, e.params / self.params - 1)
+        feasible = excess <= 1e-12
+        out = (feasible, e.objective if feasible else -excess)
+        self.seen[key] = out
+        if feasible:
+            item = (e.objective, -self.n, SpaceDesign(dict(sample), e.entropy, e.effectiveness, e.q, e.objective,
+                                                      e.flops, e.params))
+            if len(self.heap) < self.top_k:
+                heapq.heappush(self.heap, item)
+            elif item[:2] > self.heap[0][:2]:
+                heapq.heapreplace(self.heap, item)
+        return out
+
+    def designs(self):
+        return [d for _, _, d in sorted(self.heap, key=lambda t: (-t[0], -t[1]))]
+
+
+def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0, convention="official",
+                top_k=1, time_limit=10.0, seed=None, enumerate_limit=20000) -> SpaceResult:
+    """Solve the DeepMAD program over a :class:`~deepmad_nni.nas.reader.SpaceDescription` (see module doc)."""
+    t0 = time.perf_counter()
+    alpha = default_alpha(desc.num_stages) if alpha is None else tuple(alpha)
+    if len(alpha) != desc.num_stages:
+        raise ValueError(f"alpha must have one weight per stage of the space ({desc.num_stages}), "
+                         f"but got {len(alpha)}.")
+    score = _Scorer(desc, flops, params, rho, alpha, beta, convention, top_k)
+    labels = list(desc.mutables)
+    values = [desc.mutables[k].values for k in labels]
+    if _product(values) <= enumerate_limit:
+        for combo in itertools.product(*values):
+            score(desc.canonical(dict(zip(labels, combo))))
+        designs = score.designs()
+        elapsed = time.perf_counter() - t0
+        if not designs:
+            return SpaceResult(INFEASIBLE, f"No sample of the {int(_product(values))} meets the constraints.", [],
+                               -math.inf, elapsed, score.n)
+        return SpaceResult(OPTIMAL, f"Optimal by enumeration of {int(_product(values))} samples.", designs,
+                           designs[0].objective, elapsed, score.n)
+    lo_f, lo_p = cost_lower_bound(desc)
+    if (flops is not None and lo_f > flops) or (params is not None and lo_p > params):
+        return SpaceResult(INFEASIBLE, f"Every sample needs at least {lo_f:.4g} FLOPs and {lo_p:.4g} params.", [],
+                           -math.inf, time.perf_counter() - t0, 0)
+    bound = objective_bound(desc, alpha, beta, convention)
+    rng = random.Random(seed)
+    deadline = t0 + time_limit
+    best, best_val = None, (False, -math.inf)
+
+    def descend(sample):
+        val = score(sample)
+        improved = True
+        while improved and time.perf_counter() < deadline:
+            improved = False
+            for label in rng.sample(labels, len(labels)):
+                for v in desc.mutables[label].values:
+                    if v == sample[label]:
+                        continue
+                    cand = desc.canonical({**sample, label: v})
+                    cv = score(cand)
+                    if cv > val:
+                        sample, val, improved = cand, cv, True
+        return sample, val
+
+    starts = 0
+    while time.perf_counter() < deadline:
+        if best is None or starts % 4 == 0:
+            start = desc.canonical({k: rng.choice(v) for k, v in zip(labels, values)})
+        else:  # perturb the incumbent
+            start = dict(best)
+            for label in rng.sample(labels, min(3, len(labels))):
+                start[label] = rng.choice(desc.mutables[label].values)
+            start = desc.canonical(start)
+        starts += 1
+        sample, val = descend(start)
+        if val > best_val:
+            best, best_val = sample, val
+    designs = score.designs()
+    elapsed = time.perf_counter() - t0
+    if not designs:
+        return SpaceResult(LIMIT_REACHED, f"No feasible sample found in {time_limit:g} s ({score.n} evaluated).",
+                           [], bound, elapsed, score.n)
+    return SpaceResult(FEASIBLE_WITH_GAP, f"Local search, {starts} descents, {score.n} samples evaluated; the bound "
+                       "relaxes rho, FLOPs and params.", designs, bound, elapsed, score.n)

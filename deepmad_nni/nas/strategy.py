@@ -1,0 +1,146 @@
+"""``DeepMAD``: an NNI 3.0 NAS strategy that solves DeepMAD's program and submits the top designs.
+
+A drop-in replacement for ``nni.nas.strategy.Random`` / ``RegularizedEvolution``::
+
+    strategy = DeepMAD(flops=400e6, params=5e6, rho=0.5)      # instead of strategy = Random()
+    NasExperiment(model_space, evaluator, strategy).run(config)
+
+How the program is solved depends on the space:
+
+* the package's spaces (``search_spaces``: ResNet, MBConv) and the NAS-Bench-Macro space map to a core
+  ``Family``; :func:`deepmad_nni.core.solve` solves it with its proven status;
+* any other space of 2-d convolutions (e.g. ``MobileNetV3Space``, ``ProxylessNAS``, ``ShuffleNetSpace``) is
+  read by :func:`deepmad_nni.nas.reader.read_space` and solved by :func:`deepmad_nni.nas.solver.solve_space`.
+
+No candidate is frozen to be scored; only the ``top_k`` distinct designs are frozen and submitted.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+from nni.nas.strategy import Strategy
+
+from deepmad_nni.core.score import CONVENTIONS
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DesignRecord:
+    """A solver result as submitted: the full sample, DeepMAD's figures, the solver status and gap."""
+
+    sample: dict
+    entropy: float
+    effectiveness: float
+    q: float
+    objective: float
+    flops: float
+    params: float
+    status: str
+    gap: float
+    metric: float | None = None
+
+
+def _positive(name, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, but got {value!r}.") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, but got {value!r}.")
+    return v
+
+
+class DeepMAD(Strategy):
+    """Solve DeepMAD's program over the model space and submit the ``top_k`` distinct best designs.
+
+    Parameters (keyword-only): ``flops`` (MACs) and/or ``params`` budgets; ``rho`` the effectiveness bound
+    rho_0 (default: the family's, else 0.5); ``alpha`` per-stage entropy weights (default 1, ..., 1, 8);
+    ``beta`` weight of the depth penalty Q; ``convention`` ``"official"`` or ``"paper"``; ``top_k``; ``seed``
+    for the local search on large hub spaces; ``time_limit`` seconds for the solver; ``input_size``
+    (N, C, H, W) for reading hub spaces (default (1, 3, 224, 224)).
+    """
+
+    def __init__(self, *, flops=None, params=None, rho=None, alpha=None, beta: float = 10.0,
+                 convention: str = "official", top_k: int = 1, seed: int | None = None, time_limit: float = 10.0,
+                 input_size=None):
+        super().__init__()
+        self.flops = _positive("flops", flops)
+        self.params = _positive("params", params)
+        self.rho = _positive("rho", rho)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
+        try:
+            beta_f = float(beta)
+        except (TypeError, ValueError):
+            raise ValueError(f"beta must be a non-negative number, but got {beta!r}.") from None
+        if not math.isfinite(beta_f) or beta_f < 0:
+            raise ValueError(f"beta must be a non-negative finite number, but got {beta!r}.")
+        if alpha is not None:
+            try:
+                alpha = tuple(float(a) for a in alpha)
+            except (TypeError, ValueError):
+                raise ValueError(f"alpha must be a sequence of non-negative numbers, but got {alpha!r}.") from None
+            if any(not math.isfinite(a) or a < 0 for a in alpha):
+                raise ValueError(f"alpha must hold non-negative finite numbers, but got {alpha!r}.")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"seed must be an integer or None, but got {seed!r}.")
+        self.time_limit = _positive("time_limit", time_limit, allow_none=False)
+        if input_size is not None and (len(tuple(input_size)) != 4 or min(input_size) < 1):
+            raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size!r}.")
+        self.alpha, self.beta, self.convention = alpha, beta_f, convention
+        self.top_k, self.seed = top_k, seed
+        self.input_size = tuple(input_size) if input_size is not None else None
+        self.designs: list[DesignRecord] = []
+        self.result = None          # the solver's result object (core DesignResult or SpaceResult)
+        self._submitted = 0
+
+    def extra_repr(self) -> str:
+        return (f"flops={self.flops}, params={self.params}, rho={self.rho}, alpha={self.alpha}, beta={self.beta}, "
+                f"convention={self.convention!r}, top_k={self.top_k}, seed={self.seed}")
+
+    # -- solving -------------------------------------------------------------------------------------
+    def solve(self, space) -> list[DesignRecord]:
+        """Solve the program over the (raw) NNI ModelSpace ``space``; fills and returns ``self.designs``."""
+        from .adapters import solve_on_space
+        self.result, self.designs = solve_on_space(space, flops=self.flops, params=self.params, rho=self.rho,
+                                                   alpha=self.alpha, beta=self.beta, convention=self.convention,
+                                                   top_k=self.top_k, seed=self.seed, time_limit=self.time_limit,
+                                                   input_size=self.input_size)
+        return self.designs
+
+    def _run(self) -> None:
+        if not self.designs:
+            from .adapters import raw_space
+            self.solve(raw_space(self.model_space))
+            if not self.designs:
+                _logger.warning("DeepMAD found no design: %s", getattr(self.result, "message", ""))
+                return
+            _logger.info("DeepMAD: %s; submitting %d design(s).", getattr(self.result, "status", "?"),
+                         len(self.designs))
+        models = []
+        for record in self.designs[self._submitted:]:
+            if not self.wait_for_resource():
+                break
+            model = self.model_space.freeze(record.sample)
+            self.engine.submit_models(model)
+            models.append((record, model))
+            self._submitted += 1
+        if models:
+            self.engine.wait_models(*(m for _, m in models))
+        for record, model in models:
+            record.metric = model.metric
+
+    # -- checkpointing ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"designs": [asdict(d) for d in self.designs], "submitted": self._submitted}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.designs = [DesignRecord(**d) for d in state_dict.get("designs", [])]
+        self._submitted = int(state_dict.get("submitted", 0))
