@@ -28,68 +28,11 @@ from scipy.optimize import minimize
 
 from .program import Program
 from .result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL, Design, DesignResult
-from .score import CONVENTIONS
-from .terms import block_terms
+from .evolution import evolve
+from .slots import BatchScorer, SlotTable, build_slot_tables, totals as _totals
 
 NEG = -1e200
 GRID = 48
-
-
-@dataclass
-class _Slot:
-    """All candidate blocks of one slot: (c_in, c_out, op, mid) combos with first/repeated block terms."""
-
-    widths: np.ndarray          # sorted output widths of the slot
-    ci: np.ndarray              # index into the previous slot's widths (0 for the stem)
-    co: np.ndarray              # index into ``widths``
-    op: np.ndarray
-    mid: np.ndarray
-    first: tuple                # (t, n, macs, params) of the first block
-    rep: tuple                  # (t, n, macs, params) of each repeated block
-    lmin: np.ndarray
-    lmax: np.ndarray
-    depths: list                # per op, the allowed depths
-    delta: np.ndarray           # per output width: s * alpha_i * log(r_i^2 c) when the slot ends stage i
-    by_co: list                 # per output width index: the combo indices
-
-
-def _build_slots(program: Program) -> list[_Slot]:
-    fam = program.family
-    s = CONVENTIONS[program.convention]
-    n = len(fam.slots)
-    ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
-    stage_of_end = {e: i for i, e in enumerate(ends)}
-    slots, r = [], fam.resolution
-    prev_widths = np.array([fam.in_channels])
-    for j, slot in enumerate(fam.slots):
-        r_out = -(-r // slot.stride)
-        cb = slot.combos(prev_widths, **fam.slot_rules(j))
-        widths = np.array(sorted(set(slot.widths)))
-        ci = np.searchsorted(prev_widths, cb["c_in"])
-        co = np.searchsorted(widths, cb["c_out"])
-        blocks = np.array([o.block for o in slot.ops])[cb["op"]]
-        kernels = np.array([o.kernel for o in slot.ops])[cb["op"]]
-        first = [np.zeros(len(ci)) for _ in range(4)]
-        rep = [np.zeros(len(ci)) for _ in range(4)]
-        for b in set(blocks.tolist()):
-            sel = blocks == b
-            mid = np.maximum(cb["mid"][sel], 1)
-            for dst, args in ((first, (cb["c_in"][sel], r, slot.stride)), (rep, (cb["c_out"][sel], r_out, 1))):
-                c_in, r_in, stride = args
-                for arr, val in zip(dst, block_terms(b, c_in, cb["c_out"][sel], kernels[sel], mid, stride, r_in)):
-                    arr[sel] = val
-        depths = [np.array(slot.depths_of(o)) for o in slot.ops]
-        lmin = np.array([d.min() for d in depths])[cb["op"]]
-        lmax = np.array([d.max() for d in depths])[cb["op"]]
-        if j in stage_of_end:
-            delta = s * program.alpha[stage_of_end[j]] * np.log(r_out * r_out * widths.astype(float))
-        else:
-            delta = np.zeros(len(widths))
-        by_co = [np.flatnonzero(co == k) for k in range(len(widths))]
-        slots.append(_Slot(widths, ci, co, cb["op"], cb["mid"], tuple(first), tuple(rep), lmin, lmax, depths,
-                           delta, by_co))
-        prev_widths, r = widths, r_out
-    return slots
 
 
 def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -107,7 +50,7 @@ def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray
 class _Relaxation:
     """Multipliers theta = (lambda_F, lambda_P, mu, n0) and the prefix tables W_j(c; g) they induce."""
 
-    def __init__(self, program: Program, slots: list[_Slot]):
+    def __init__(self, program: Program, slots: list[SlotTable]):
         self.program, self.slots = program, slots
         n = len(slots)
         lo, hi = [0.0] * (n + 1), [0.0] * (n + 1)   # range of G_j (weight of the stages ending at or after j)
@@ -115,7 +58,21 @@ class _Relaxation:
             lo[j] = lo[j + 1] + slots[j].delta.min()
             hi[j] = hi[j + 1] + slots[j].delta.max()
         # W_j takes g = G_{j+1}; its grid spans [lo[j+1], hi[j+1]].
-        self.grids = [np.linspace(lo[j + 1], hi[j + 1], GRID if hi[j + 1] > lo[j + 1] else 1) for j in range(n)]
+        self.grid_size = GRID
+        self.lo, self.hi = lo, hi
+        self.groups = []     # per slot: combo order by output width, and where each width's run starts
+        for sl in slots:
+            order = np.argsort(sl.co, kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(sl.co[order]) != 0])
+            self.groups.append((order, starts, sl.co[order][starts]))
+        self.resize(GRID)
+
+    def resize(self, size: int):
+        """Grid points per table (more points: tighter bounds, slower tables)."""
+        lo, hi = self.lo, self.hi
+        self.grids = [np.linspace(lo[j + 1], hi[j + 1], size if hi[j + 1] > lo[j + 1] else 1)
+                      for j in range(len(self.slots))]
+        return self
 
     def set(self, lam_f: float, lam_p: float, mu: float, n0: float):
         p = self.program
@@ -134,8 +91,9 @@ class _Relaxation:
             if prev is not None:
                 x = g[None, :] + sl.delta[sl.co][:, None]
                 val = val + _interp(prev, self.grids[j - 1], np.broadcast_to(sl.ci[:, None], x.shape), x)
+            order, starts, widths = self.groups[j]
             table = np.full((len(sl.widths), len(g)), NEG)
-            np.maximum.at(table, sl.co, val)
+            table[widths] = np.maximum.reduceat(val[order], starts, axis=0)
             prev = np.maximum(table, NEG)
             self.tables.append(prev)
         return self
@@ -147,7 +105,7 @@ class _Relaxation:
     def root_bound(self) -> float:
         return float(self.tables[-1][:, 0].max() + self.const)
 
-    def term(self, sl: _Slot, idx: np.ndarray, depth: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def term(self, sl: SlotTable, idx: np.ndarray, depth: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Relaxed value of slot blocks (combos ``idx`` at ``depth``) whose log-widths weigh ``weight``."""
         t, n, f, p = _totals(sl, idx, depth)
         return (weight + self.mu) * t - self.nu * n - self.lam_f * f - self.lam_p * p
@@ -159,12 +117,7 @@ class _Relaxation:
         return _interp(self.tables[j - 1], self.grids[j - 1], ci, g)
 
 
-def _totals(sl: _Slot, idx, depth):
-    extra = depth - 1
-    return tuple(a[idx] + extra * b[idx] for a, b in zip(sl.first, sl.rep))
-
-
-def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120):
+def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120, deadline: float = math.inf):
     """Multipliers minimising the root bound (Nelder-Mead on logs; missing budgets keep lambda = 0)."""
     fb, pb = program.flops is not None, program.params is not None
     scale = max(abs(relax.set(0, 0, 0, 1.0).root_bound()), 1.0)
@@ -176,79 +129,156 @@ def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120)
         return lam_f, lam_p, math.exp(x[2]) * scale / 1000.0, math.exp(x[3]) * n_ref
 
     def f(x):
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
         x = np.clip(x, -40, 40)
-        return relax.set(*unpack(x)).root_bound()
+        value = relax.set(*unpack(x)).root_bound()
+        if value < best_seen[0]:
+            best_seen[:] = [value, x.copy()]
+        return value
 
-    best = None
-    for x0 in ([0.0, 0.0, 0.0, 0.0], [-2.0, -2.0, 2.0, 0.5]):
-        res = minimize(f, np.array(x0), method="Nelder-Mead",
-                       options={"maxfev": max_evals, "xatol": 1e-3, "fatol": 1e-9 * scale})
-        if best is None or res.fun < best.fun:
-            best = res
-    relax.set(*unpack(np.clip(best.x, -40, 40)))
+    best_seen = [math.inf, np.zeros(4)]
+
+    for x0 in ([-2.8, -2.5, 0.9, 0.7], [-2.0, -3.0, 1.0, 0.3]):  # typical optima over the presets
+        try:
+            minimize(f, np.array(x0), method="Nelder-Mead",
+                     options={"maxfev": max_evals, "xatol": 1e-3, "fatol": 1e-9 * scale})
+        except _OutOfTime:
+            break
+    relax.set(*unpack(np.clip(best_seen[1], -40, 40)))
     return relax
+
+
+class _OutOfTime(Exception):
+    pass
+
+
 
 
 @dataclass
 class _Frame:
+    """The children of one node (slots j+1..N-1 fixed), best bound first; ``pos`` is the next to visit."""
+
     j: int
-    bounds: np.ndarray       # children's bounds, best first
-    idx: np.ndarray          # combo index per child
+    bounds: np.ndarray
+    idx: np.ndarray          # combo of slot j per child
     depth: np.ndarray
     pos: int
-    suffix: tuple            # ((combo, depth) per fixed slot j+1..N-1), last slot first
+    suffix: tuple            # (combo, depth) per fixed slot, last slot first
     g_next: float            # G_{j+1}
     lag: float               # relaxed value of the fixed suffix
     flops: float
     params: float
 
 
+class _Incumbents:
+    """The ``top_k`` best distinct feasible designs seen (a min-heap on the objective)."""
+
+    def __init__(self, program: Program, slots, top_k: int):
+        self.program, self.slots, self.top_k = program, slots, top_k
+        self.heap: list = []
+        self.keys: set = set()
+        self.count = 0
+
+    def threshold(self) -> float:
+        return self.heap[0][0] if len(self.heap) >= self.top_k else -math.inf
+
+    def offer(self, combos: np.ndarray, depths: np.ndarray, values: np.ndarray):
+        """Designs (rows) with their exact objectives (-inf when infeasible)."""
+        for r in np.argsort(-values, kind="stable"):
+            if not values[r] > self.threshold():
+                break
+            design = _design(self.program.family, self.slots,
+                             tuple((int(combos[r, j]), int(depths[r, j])) for j in range(len(self.slots) - 1, -1, -1)))
+            key = design.architecture.canonical()
+            if key in self.keys:
+                continue
+            s = self.program.score(design.architecture)
+            self.count += 1
+            item = (s.objective, -self.count, Design(design.architecture, s, design.choices))
+            if len(self.heap) < self.top_k:
+                heapq.heappush(self.heap, item)
+            else:
+                old = heapq.heapreplace(self.heap, item)
+                self.keys.discard(old[2].architecture.canonical())
+            self.keys.add(key)
+
+    def designs(self) -> list[Design]:
+        return [d for _, _, d in sorted(self.heap, key=lambda x: (-x[0], -x[1]))]
+
+
 def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float = 10.0,
-                           node_limit: int | None = None) -> DesignResult:
+                           node_limit: int | None = None, seed: int = 0,
+                           heuristic_share: float = 0.4) -> DesignResult:
+    """Branch and bound (module docstring); evolution supplies the first incumbents."""
     t0 = time.perf_counter()
     fam = program.family
-    slots = _build_slots(program)
-    relax = _fit_multipliers(_Relaxation(program, slots), program)
+    slots = build_slot_tables(program)
+    scorer = BatchScorer(program, slots)
+    n = len(slots)
+    best = _Incumbents(program, slots, top_k)
+
+    evaluations = 0
+    if heuristic_share > 0:
+        evo = evolve(program, evaluations=10**9, time_limit=heuristic_share * time_limit, slots=slots, seed=seed,
+                     patience=40)
+        best.offer(*evo.population)
+        evaluations = evo.evaluations
+
+    relax = _Relaxation(program, slots).resize(12)
+    fit_deadline = t0 + (heuristic_share + 0.3) * time_limit
+    _fit_multipliers(relax, program, max_evals=60, deadline=fit_deadline)
+    relax.resize(GRID)
+    relax.set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
     root_bound = relax.root_bound()
     fmin, pmin = _min_prefix_costs(slots)
-    best: list = []                       # min-heap of (objective, tiebreak, Design)
-    seen: set = set()
-    nodes = leaves = 0
-    n = len(slots)
-
-    def threshold():
-        return best[0][0] if len(best) >= top_k else -math.inf
 
     def expand(j, idx, suffix, g_next, lag, flops, params):
         sl = slots[j]
-        reps = np.array([len(sl.depths[o]) for o in sl.op[idx]])
+        reps = np.array([len(sl.depths[o]) for o in sl.op[idx]], dtype=np.int64)
         cidx = np.repeat(idx, reps)
-        depth = np.concatenate([sl.depths[o] for o in sl.op[idx]]) if len(idx) else np.zeros(0, int)
+        depth = np.concatenate([sl.depths[o] for o in sl.op[idx]]) if len(idx) else np.zeros(0, np.int64)
         t, nl, f, p = _totals(sl, cidx, depth)
         g = g_next + sl.delta[sl.co[cidx]]
         child_lag = lag + relax.term(sl, cidx, depth, g)
         bound = child_lag + relax.prefix(j, sl.ci[cidx], g) + relax.const
-        ok = np.ones(len(cidx), bool)
+        ok = bound > best.threshold()
         if program.flops is not None:
             ok &= flops + f + (fmin[j - 1][sl.ci[cidx]] if j else 0) <= program.flops
         if program.params is not None:
             ok &= params + p + (pmin[j - 1][sl.ci[cidx]] if j else 0) <= program.params
-        order = np.argsort(-bound[ok], kind="stable")
-        keep = np.flatnonzero(ok)[order]
+        keep = np.flatnonzero(ok)
+        keep = keep[np.argsort(-bound[keep], kind="stable")]
         return _Frame(j, bound[keep], cidx[keep], depth[keep], 0, suffix, g_next, lag, flops, params)
 
-    all_last = np.arange(len(slots[-1].ci))
-    stack = [expand(n - 1, all_last, (), 0.0, 0.0, 0.0, 0.0)]
-    status = None
+    def score_leaves(fr: _Frame, upto: int):
+        rows = slice(fr.pos, upto)
+        combos = np.zeros((upto - fr.pos, n), np.int64)
+        depths = np.zeros_like(combos)
+        for (c, d), j in zip(fr.suffix, range(n - 1, 0, -1)):
+            combos[:, j], depths[:, j] = c, d
+        combos[:, 0], depths[:, 0] = fr.idx[rows], fr.depth[rows]
+        out = scorer(combos, depths)
+        best.offer(combos, depths, np.where(out["feasible"], out["objective"], -np.inf))
+
+    stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
+    nodes, limited = 0, False
     while stack:
         fr = stack[-1]
-        thr = threshold()
-        if fr.pos >= len(fr.bounds) or fr.bounds[fr.pos] <= thr + 1e-9 * max(1.0, abs(thr)):
+        thr = best.threshold()
+        tol = 1e-9 * max(1.0, abs(thr))
+        if fr.pos >= len(fr.bounds) or fr.bounds[fr.pos] <= thr + tol:
             stack.pop()
             continue
         if time.perf_counter() - t0 > time_limit or (node_limit is not None and nodes >= node_limit):
-            status = "limit"
+            limited = True
             break
+        if fr.j == 0:   # leaves: score every child whose bound beats the threshold at once
+            upto = fr.pos + int(np.sum(fr.bounds[fr.pos:] > thr + tol))
+            score_leaves(fr, upto)
+            nodes += upto - fr.pos
+            fr.pos = upto
+            continue
         i = fr.pos
         fr.pos += 1
         nodes += 1
@@ -257,46 +287,34 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         t, nl, f, p = _totals(sl, c, d)
         g = fr.g_next + sl.delta[sl.co[c]]
         lag = fr.lag + float(relax.term(sl, np.array([c]), np.array([d]), np.array([g]))[0])
-        suffix = fr.suffix + ((c, d),)
-        if fr.j == 0:
-            leaves += 1
-            design = _design(fam, slots, suffix)
-            s = program.score(design.architecture)
-            key = design.architecture.canonical()
-            if program.feasible(s) and key not in seen:
-                if len(best) < top_k:
-                    heapq.heappush(best, (s.objective, leaves, Design(design.architecture, s, design.choices)))
-                    seen.add(key)
-                elif s.objective > best[0][0]:
-                    _, _, old = heapq.heapreplace(best, (s.objective, leaves,
-                                                         Design(design.architecture, s, design.choices)))
-                    seen.discard(old.architecture.canonical())
-                    seen.add(key)
-            continue
-        idx = slots[fr.j - 1].by_co[sl.ci[c]]
-        stack.append(expand(fr.j - 1, idx, suffix, g, lag, fr.flops + float(f), fr.params + float(p)))
+        stack.append(expand(fr.j - 1, slots[fr.j - 1].by_co[sl.ci[c]], fr.suffix + ((c, d),), g, lag,
+                            fr.flops + float(f), fr.params + float(p)))
 
-    designs = [d for _, _, d in sorted(best, key=lambda x: (-x[0], x[1]))]
+    designs = best.designs()
     elapsed = time.perf_counter() - t0
     info = program.as_dict()
-    if status == "limit":
+    searched = (f"{evaluations} evolution candidates, {nodes} branch-and-bound nodes, "
+                f"root bound {root_bound:.6g}")
+    if limited:
         open_bound = max((float(fr.bounds[fr.pos]) for fr in stack if fr.pos < len(fr.bounds)), default=-math.inf)
-        bound = max(open_bound, designs[0].score.objective if designs else -math.inf)
-        bound = min(bound, root_bound) if math.isfinite(bound) else root_bound
+        k_th = designs[-1].score.objective if len(designs) >= top_k else -math.inf
+        bound = min(max(open_bound, designs[0].score.objective if designs else -math.inf), root_bound)
         if not designs:
-            return DesignResult(LIMIT_REACHED, f"The limit stopped the search after {nodes} nodes before any "
-                                f"feasible design; the optimum is at most {bound:.6g}.", [], bound, elapsed,
+            return DesignResult(LIMIT_REACHED, f"The time/node limit stopped the search before any feasible design "
+                                f"({searched}); the optimum is at most {bound:.6g}.", [], bound, elapsed,
+                                nodes, fam.name, info)
+        if open_bound <= k_th:   # the open nodes could not have improved the top_k
+            return DesignResult(OPTIMAL, f"Optimal ({searched}).", designs, designs[0].score.objective, elapsed,
                                 nodes, fam.name, info)
         gap = bound - designs[0].score.objective
-        return DesignResult(FEASIBLE_WITH_GAP, f"The limit stopped the search after {nodes} nodes; the best "
-                            f"design is within {gap:.4g} ({gap / max(abs(bound), 1e-12):.3%}) of the optimum.",
+        return DesignResult(FEASIBLE_WITH_GAP, f"The time limit stopped the search ({searched}); the best design "
+                            f"is within {gap:.4g} ({gap / max(abs(bound), 1e-12):.2%}) of the optimum.",
                             designs, bound, elapsed, nodes, fam.name, info)
     if not designs:
         return DesignResult(INFEASIBLE, _infeasible_message(program, fmin, pmin), [], -math.inf, elapsed, nodes,
                             fam.name, info)
-    return DesignResult(OPTIMAL, f"Optimal: branch and bound closed after {nodes} nodes ({leaves} leaves "
-                        f"scored); root bound {root_bound:.6g}.", designs, designs[0].score.objective, elapsed,
-                        nodes, fam.name, info)
+    return DesignResult(OPTIMAL, f"Optimal: the branch and bound closed ({searched}).", designs,
+                        designs[0].score.objective, elapsed, nodes, fam.name, info)
 
 
 def _design(fam, slots, suffix) -> Design:
@@ -308,7 +326,7 @@ def _design(fam, slots, suffix) -> Design:
     return Design(fam.architecture(choices), None, tuple(choices))
 
 
-def _min_prefix_costs(slots: list[_Slot]):
+def _min_prefix_costs(slots: list[SlotTable]):
     """Per slot j and output width: the fewest FLOPs / params of slots 0..j ending in that width."""
     fmin, pmin = [], []
     pf = pp = None

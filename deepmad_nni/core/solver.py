@@ -5,16 +5,21 @@ from .bruteforce import solve_brute_force
 from .family import Family
 from .presets import get_family
 from .program import Program
+from .branch_and_bound import solve_branch_and_bound
 from .result import DesignResult
 
 BRUTE_FORCE_MAX = 20000
 
 
 def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
-          top_k: int = 1, time_limit: float = 10.0) -> DesignResult:
+          top_k: int = 1, time_limit: float = 5.0, node_limit: int | None = None, seed: int = 0,
+          method: str = "auto") -> DesignResult:
     """Solve the DeepMAD program over ``family`` (a :class:`Family` or a family name).
 
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
+    ``method``: ``"branch-and-bound"`` (evolution seeds the incumbents, then the exact search runs until it
+    closes or ``time_limit`` seconds / ``node_limit`` nodes), ``"enumerate"`` (brute force, small families
+    only) or ``"auto"`` (enumerate families of at most 20,000 designs).
     """
     if isinstance(family, str):
         family = get_family(family)
@@ -24,7 +29,11 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
         raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
     if not (isinstance(time_limit, (int, float)) and time_limit > 0):
         raise ValueError(f"time_limit must be a positive number of seconds, but got {time_limit!r}.")
-    if family.size() <= BRUTE_FORCE_MAX:
+    if node_limit is not None and (not isinstance(node_limit, int) or node_limit < 0):
+        raise ValueError(f"node_limit must be a non-negative integer or None, but got {node_limit!r}.")
+    if method not in ("auto", "branch-and-bound", "enumerate"):
+        raise ValueError(f"method must be one of ['auto', 'branch-and-bound', 'enumerate'], but got {method!r}.")
+    if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
         return solve_brute_force(program, top_k)
-    from .branch_and_bound import solve_branch_and_bound
-    return solve_branch_and_bound(program, top_k=top_k, time_limit=time_limit)
+    return solve_branch_and_bound(program, top_k=top_k, time_limit=float(time_limit), node_limit=node_limit,
+                                  seed=seed)

@@ -1,0 +1,176 @@
+"""The family as arrays: every candidate block of every slot, and a vectorised exact scorer.
+
+``SlotTable`` lists, for one slot, every allowed (c_in, c_out, op, mid) combination with the closed-form
+terms of its first and of its repeated blocks (core/terms.py).  A design is one (combo, depth) per slot;
+:class:`BatchScorer` computes DeepMAD's exact figures (core/score.py) for many designs at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arch import REPEATABLE
+from .program import Program
+from .score import CONVENTIONS
+from .terms import block_terms
+
+
+@dataclass
+class SlotTable:
+    """All candidate blocks of one slot: (c_in, c_out, op, mid) combos with first/repeated block terms."""
+
+    widths: np.ndarray          # sorted output widths of the slot
+    ci: np.ndarray              # index into the previous slot's widths (0 for the stem)
+    co: np.ndarray              # index into ``widths``
+    op: np.ndarray
+    mid: np.ndarray
+    first: tuple                # (t, n, macs, params) of the first block
+    rep: tuple                  # (t, n, macs, params) of each repeated block
+    lmin: np.ndarray
+    lmax: np.ndarray
+    depths: list                # per op, the allowed depths
+    delta: np.ndarray           # per output width: s * alpha_i * log(r_i^2 c) when the slot ends stage i
+    by_co: list                 # per output width index: the combo indices
+
+
+def build_slot_tables(program: Program) -> list[SlotTable]:
+    fam = program.family
+    s = CONVENTIONS[program.convention]
+    n = len(fam.slots)
+    ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+    stage_of_end = {e: i for i, e in enumerate(ends)}
+    slots, r = [], fam.resolution
+    prev_widths = np.array([fam.in_channels])
+    for j, slot in enumerate(fam.slots):
+        r_out = -(-r // slot.stride)
+        cb = slot.combos(prev_widths, **fam.slot_rules(j))
+        widths = np.array(sorted(set(slot.widths)))
+        ci = np.searchsorted(prev_widths, cb["c_in"])
+        co = np.searchsorted(widths, cb["c_out"])
+        blocks = np.array([o.block for o in slot.ops])[cb["op"]]
+        kernels = np.array([o.kernel for o in slot.ops])[cb["op"]]
+        first = [np.zeros(len(ci)) for _ in range(4)]
+        rep = [np.zeros(len(ci)) for _ in range(4)]
+        for b in set(blocks.tolist()):
+            sel = blocks == b
+            mid = np.maximum(cb["mid"][sel], 1)
+            for dst, args in ((first, (cb["c_in"][sel], r, slot.stride)), (rep, (cb["c_out"][sel], r_out, 1))):
+                c_in, r_in, stride = args
+                for arr, val in zip(dst, block_terms(b, c_in, cb["c_out"][sel], kernels[sel], mid, stride, r_in)):
+                    arr[sel] = val
+        if j == n - 1:  # the classifier (global pool + linear) costs as part of the last slot
+            first[2] = first[2] + cb["c_out"] * fam.num_classes
+            first[3] = first[3] + cb["c_out"] * fam.num_classes + fam.num_classes
+        depths = [np.array(slot.depths_of(o)) for o in slot.ops]
+        lmin = np.array([d.min() for d in depths])[cb["op"]]
+        lmax = np.array([d.max() for d in depths])[cb["op"]]
+        if j in stage_of_end:
+            delta = s * program.alpha[stage_of_end[j]] * np.log(r_out * r_out * widths.astype(float))
+        else:
+            delta = np.zeros(len(widths))
+        by_co = [np.flatnonzero(co == k) for k in range(len(widths))]
+        slots.append(SlotTable(widths, ci, co, cb["op"], cb["mid"], tuple(first), tuple(rep), lmin, lmax, depths,
+                           delta, by_co))
+        prev_widths, r = widths, r_out
+    return slots
+
+
+def totals(sl: SlotTable, idx, depth):
+    """(t, n, macs, params) of slot blocks: combos ``idx`` repeated ``depth`` times."""
+    extra = np.asarray(depth) - 1
+    return tuple(a[idx] + extra * b[idx] for a, b in zip(sl.first, sl.rep))
+
+
+class BatchScorer:
+    """Exact objective, rho, FLOPs, params and feasibility of many designs (arrays of shape (B, N))."""
+
+    def __init__(self, program: Program, slots: list[SlotTable]):
+        fam = program.family
+        self.program, self.slots = program, slots
+        n = len(slots)
+        self.ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+        self.res = []
+        r = fam.resolution
+        for slot in fam.slots:
+            r = -(-r // slot.stride)
+            self.res.append(r)
+        self.stage_of = np.searchsorted(np.array(self.ends), np.arange(n))
+        self.repeatable = [np.array([o.block in REPEATABLE for o in s.ops]) for s in fam.slots]
+        self.bottleneck = [np.array([o.block == "bottleneck" for o in s.ops]) for s in fam.slots]
+        self.s = CONVENTIONS[program.convention]
+
+    def widths(self, combos: np.ndarray) -> np.ndarray:
+        return np.stack([sl.widths[sl.co[combos[:, j]]] for j, sl in enumerate(self.slots)], axis=1)
+
+    def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
+        p, fam = self.program, self.program.family
+        combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
+        parts = [totals(sl, combos[:, j], depths[:, j]) for j, sl in enumerate(self.slots)]
+        t, nl, f, pa = (np.stack([x[i] for x in parts], axis=1) for i in range(4))
+        s_cum, n_cum = np.cumsum(t, axis=1), np.cumsum(nl, axis=1)
+        width = self.widths(combos).astype(float)
+        ends = self.ends
+        area = np.array([self.res[e] ** 2 for e in ends], float)
+        h = self.s * np.log(area[None, :] * width[:, ends]) * s_cum[:, ends]
+        entropy = h @ np.array(p.alpha)
+        rho_prefix = n_cum[:, ends] / np.exp(s_cum[:, ends] / n_cum[:, ends])
+        rho = rho_prefix.max(axis=1) if p.convention == "official" else rho_prefix[:, -1]
+        rep = np.stack([self.repeatable[j][sl.op[combos[:, j]]] for j, sl in enumerate(self.slots)], axis=1)
+        if p.convention == "official":
+            # the TinyNAS code drops the first two repeated entries when the first one is a bottleneck
+            rank = np.cumsum(rep, axis=1)
+            first = np.argmax(rep, axis=1)
+            first_op = np.stack([sl.op[combos[:, j]] for j, sl in enumerate(self.slots)], axis=1)[
+                np.arange(len(combos)), first]
+            btn_first = np.array([self.bottleneck[j][o] for j, o in zip(first, first_op)], bool) & rep.any(axis=1)
+            mask = rep & ~(btn_first[:, None] & (rank <= 2))
+            vals = np.where(mask, depths, 0).astype(float)
+        else:
+            m = len(ends)
+            vals = np.zeros((len(combos), m))
+            mask = np.zeros((len(combos), m), bool)
+            np.add.at(vals.T, self.stage_of, np.where(rep, depths, 0).T)
+            np.logical_or.at(mask.T, self.stage_of, rep.T)
+        cnt = mask.sum(axis=1)
+        mean = np.where(cnt > 0, vals.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        var = np.where(mask, (vals - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(cnt, 1)
+        q = np.where(cnt > 1, np.exp(np.sqrt(var)), 1.0)
+        flops, params = f.sum(axis=1), pa.sum(axis=1)   # the last slot's terms include the classifier
+        ok = rho <= p.rho * (1 + 1e-9)
+        if p.flops is not None:
+            ok &= flops <= p.flops
+        if p.params is not None:
+            ok &= params <= p.params
+        return {"objective": entropy - p.beta * q, "entropy": entropy, "rho": rho, "q": q, "flops": flops,
+                "params": params, "feasible": ok}
+
+
+def sample_designs(slots: list[SlotTable], count: int, rng: np.random.Generator, *, shallow: float = 0.0):
+    """``count`` random designs (combos, depths), drawn slot by slot from the last; dead ends are redrawn.
+
+    With probability ``shallow`` a slot takes its smallest depth and its smallest output width.
+    """
+    n = len(slots)
+    combos, depths = np.zeros((count, n), np.int64), np.zeros((count, n), np.int64)
+    b = tries = 0
+    while b < count and tries < 50 * count:
+        tries += 1
+        idx = np.arange(len(slots[-1].ci))
+        for j in range(n - 1, -1, -1):
+            sl = slots[j]
+            if not len(idx):
+                break
+            small = rng.random() < shallow
+            if small:
+                idx = idx[sl.co[idx] == sl.co[idx].min()] if j == n - 1 else idx
+            c = int(rng.choice(idx))
+            ds = sl.depths[sl.op[c]]
+            combos[b, j], depths[b, j] = c, (ds.min() if small else rng.choice(ds))
+            if j:
+                idx = slots[j - 1].by_co[sl.ci[c]]
+                if small and len(idx):
+                    idx = idx[slots[j - 1].co[idx] == slots[j - 1].co[idx].min()]
+        else:
+            b += 1
+    return combos[:b], depths[:b]
