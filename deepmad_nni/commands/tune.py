@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="also tune every other stage weight in this range (default: fixed at 1)")
     p.add_argument("--convention", default="official", choices=("official", "paper"))
     p.add_argument("--time-limit", type=float, default=10.0, help="solver time limit per trial, seconds")
+    p.add_argument("--heartbeat", type=int, default=10,
+                   help="RDB storages: seconds between heartbeats; a trial silent for 3 beats (a killed worker) "
+                        "is marked FAIL (default 10)")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not start a new study with the paper's hyperparameters")
     p.add_argument("--no-plots", action="store_true")
@@ -60,7 +63,8 @@ def run(args) -> int:
                   n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
                   out_dir=args.out, multi_objective=args.multi_objective, sampler=args.sampler, pruner=args.pruner,
                   seed=args.seed, convention=args.convention, time_limit=args.time_limit,
-                  start_from_defaults=not args.no_defaults_first, plots=not args.no_plots, progress=not args.quiet)
+                  start_from_defaults=not args.no_defaults_first,
+                  heartbeat_interval=args.heartbeat or None, plots=not args.no_plots, progress=not args.quiet)
     summary = result.summary()
     from pathlib import Path
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

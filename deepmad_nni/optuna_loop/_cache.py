@@ -29,10 +29,6 @@ class Entry:
     payload: dict = field(default_factory=dict)
 
 
-class Claimed(Exception):
-    """Internal signal: this trial owns the design and must evaluate it."""
-
-
 def open_cache(study):
     from optuna.storages import RDBStorage
     storage = study._storage
@@ -43,8 +39,8 @@ def open_cache(study):
 
 
 class _Base:
-    """Shared protocol: :meth:`acquire` returns ``None`` (the caller evaluates, then calls :meth:`finish`)
-    or the finished :class:`Entry` of another trial."""
+    """Shared protocol: :meth:`acquire` returns ``(None, waited_s)`` (the caller evaluates, then calls
+    :meth:`finish`) or ``(entry, waited_s)`` with the finished :class:`Entry` of another trial."""
 
     poll_s = 0.2
 
@@ -54,12 +50,12 @@ class _Base:
         while True:
             entry = self._insert_or_get(key, trial_id)
             if entry is None:
-                return None
+                return None, time.monotonic() - t0
             if entry.state in (DONE, PRUNED):
-                return entry
+                return entry, time.monotonic() - t0
             if entry.state == FAILED or self._owner_gone(study, entry.owner_trial_id):
                 if self._take_over(key, entry, trial_id):
-                    return None
+                    return None, time.monotonic() - t0
                 continue
             if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                 raise TimeoutError(f"design {key} is still being evaluated by trial id {entry.owner_trial_id}.")

@@ -4,9 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 import time
 
 from ._cache import DONE, FAILED, PRUNED
+
+
+_WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def design_key(architecture, signature: dict) -> str:
@@ -53,6 +58,7 @@ class Objective:
             return self._run(trial, attrs)
         finally:
             attrs["wall_time_s"] = round(time.perf_counter() - t0, 4)
+            attrs["worker"] = _WORKER
             for name, value in attrs.items():
                 trial.set_user_attr(name, value)
 
@@ -80,7 +86,9 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} (value {float(value):.4g})")
 
-        entry = self.cache.acquire(key, trial._trial_id, trial.study)
+        entry, waited_s = self.cache.acquire(key, trial._trial_id, trial.study)
+        if waited_s > 0.1:  # another trial was evaluating the same design
+            attrs["cache_wait_s"] = round(waited_s, 3)
         if entry is None:
             attrs["cache"] = "miss"
             accuracy, info = self._evaluate(trial, key, arch, report, attrs)

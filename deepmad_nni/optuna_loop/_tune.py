@@ -104,16 +104,37 @@ def make_storage(storage, out_dir, *, heartbeat_interval: int | None = 10):
         raise ValueError(f"storage must be an Optuna RDB URL such as 'sqlite:///study.db' or "
                          f"'postgresql://user@host/db', or a BaseStorage, but got {storage!r}.")
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    storage = _postgresql_driver(storage)
     if storage.startswith("sqlite:///"):
         path = storage[len("sqlite:///"):]
         if path and path != ":memory:" and not Path(path).parent.exists():
             raise ValueError(f"storage {storage!r}: the folder {str(Path(path).parent)!r} does not exist.")
+    import time
     import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                         grace_period=None if heartbeat_interval is None else 3 * heartbeat_interval)
-    return rdb, storage
+
+    import sqlalchemy
+    for attempt in range(6):  # workers starting together race to create the schema of a new database
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = optuna.storages.RDBStorage(
+                    storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                    grace_period=None if heartbeat_interval is None else 3 * heartbeat_interval)
+            return rdb, storage
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _postgresql_driver(url: str) -> str:
+    """SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; use psycopg2 when only that driver is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _sampler(sampler, seed, multi_objective):
