@@ -1,0 +1,112 @@
+"""A real ``nnictl create`` experiment with the registered DeepMAD tuner: 2 tiny trials on digits, to DONE."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nni")
+yaml = pytest.importorskip("yaml")
+
+from deepmad_nni.core import get_family, score, solve  # noqa: E402
+from deepmad_nni.tuner import architecture_from_parameters, family_from_search_space  # noqa: E402
+from deepmad_nni.tuner.nnictl_session import NnictlSession, REPO_ROOT  # noqa: E402
+
+if shutil.which("node") is None and not (Path(sys.executable).parent / "nnictl").exists():
+    pytest.skip("nnictl is not installed", allow_module_level=True)
+
+
+def choice(*values):
+    return {"_type": "choice", "_value": list(values)}
+
+
+SPACE = {"s0_width": choice(8), "s6_width": choice(32, 48)}
+for j in range(1, 6):
+    SPACE.update({f"s{j}_width": choice(8, 16), f"s{j}_depth": choice(1), f"s{j}_kernel": choice(3, 5),
+                  f"s{j}_expansion": choice(2)})
+CLASS_ARGS = {"family": "mbv2-se-cifar", "resolution": 8, "in_channels": 1, "num_classes": 10,
+              "flops": 2.0e5, "rho": 1.0, "top_k": 3}
+TRIAL = (f"{sys.executable} -m deepmad_nni.tuner.trial --family mbv2-se-cifar --dataset digits --train-size 300 "
+         "--test-size 100 --epochs 1 --batch-size 32 --lr 0.1 --threads 1")
+
+
+def write_experiment(tmp_path, class_args, name="deepmad-test", max_trials=2):
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    config = {"experimentName": name, "searchSpaceFile": str(tmp_path / "space.json"), "trialCommand": TRIAL,
+              "trialCodeDirectory": str(REPO_ROOT), "trialConcurrency": 1, "maxTrialNumber": max_trials,
+              "experimentWorkingDirectory": str(tmp_path / "experiments"),
+              "tuner": {"name": "DeepMAD", "classArgs": class_args}, "trainingService": {"platform": "local"}}
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_registered_tuner_runs_two_trials_to_done(tmp_path):
+    session = NnictlSession(tmp_path)
+    try:
+        session.register()
+        assert "DeepMAD" in (session.config_dir / "registered_algorithms.yml").read_text()
+        exp_id = session.create(write_experiment(tmp_path, CLASS_ARGS))
+        status = session.wait(exp_id, timeout=240)
+        assert status["status"] == "DONE", status
+        records = session.export(exp_id, tmp_path / "export.json")
+    finally:
+        session.close()
+    assert not session.leftover_pids()
+    assert len(records) == 2
+    template = get_family("mbv2-se-cifar")
+    overrides = {"resolution": 8, "in_channels": 1, "num_classes": 10}
+    fam = family_from_search_space(SPACE, template, **overrides)
+    best = solve(fam, flops=2.0e5, rho=1.0, top_k=2)
+    by_id = sorted(records, key=lambda r: r["trialJobId"])
+    proposed = {json.dumps(r["parameter"], sort_keys=True): r["value"] for r in by_id}
+    for design in best.designs:  # the two trials ran the solver's two best designs
+        arch = design.architecture
+        params = next(json.loads(k) for k in proposed
+                      if architecture_from_parameters(json.loads(k), template, **overrides) == arch)
+        value = proposed[json.dumps(params, sort_keys=True)]
+        assert value["flops"] == score(arch).flops and value["params"] == score(arch).params
+        assert 0.0 <= value["default"] <= 1.0 and value["device"] == "cpu" and value["epochs"] == 1
+        assert value["wall_time_s"] > 0 and value["dataset"] == "digits"
+    assert (tmp_path / "home" / "nni-experiments").is_dir()  # NNI's registry went to the temp HOME
+
+
+def test_bad_class_args_rejected_at_create_time(tmp_path):
+    bad = {**CLASS_ARGS, "rho": -1}
+    config = write_experiment(tmp_path, bad, name="bad-rho")
+    check = subprocess.run([sys.executable, "-m", "deepmad_nni.tuner.check", str(config)], capture_output=True,
+                           text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert check.returncode == 1 and "classArgs.rho" in check.stderr
+    for args, name in [({k: v for k, v in CLASS_ARGS.items() if k != "flops"}, "classArgs.flops"),
+                       ({**CLASS_ARGS, "family": "no-such-family"}, "classArgs.family")]:
+        p = write_experiment(tmp_path, args, name="bad")
+        out = subprocess.run([sys.executable, "-m", "deepmad_nni.tuner.check", str(p)], capture_output=True,
+                             text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+        assert out.returncode == 1 and name in out.stderr
+    # Through nnictl create itself: the experiment turns ERROR and NNI's log names the argument.
+    session = NnictlSession(tmp_path)
+    try:
+        session.register()
+        exp_id = session.create(config)
+        status = session.wait(exp_id, timeout=60)
+        log = (session.log_dir(exp_id) / "nnimanager.log").read_text()
+        trials = session.trials(exp_id)
+    finally:
+        session.close()
+    assert status["status"] == "ERROR" and trials == []
+    assert "classArgs.rho must be a positive finite number, but got -1" in log
+    assert not session.leftover_pids()
+
+
+def test_registered_validator_is_what_nnis_schema_check_calls(tmp_path, monkeypatch):
+    session = NnictlSession(tmp_path)
+    session.register()
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(session.config_dir))
+    from nni.tools.nnictl.config_schema import AlgoSchema
+    from schema import SchemaError
+    schema = AlgoSchema("tuner")
+    schema.validate({"builtinTunerName": "DeepMAD", "classArgs": CLASS_ARGS})
+    with pytest.raises(SchemaError, match="classArgs.family"):
+        schema.validate({"builtinTunerName": "DeepMAD", "classArgs": {**CLASS_ARGS, "family": "nope"}})
