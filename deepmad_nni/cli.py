@@ -13,12 +13,15 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected=None) -> argparse.ArgumentParser:
+    """The parser; only the ``selected`` command's module is imported (all when None)."""
     parser = argparse.ArgumentParser(prog="deepmad-nni", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if selected is not None and name != selected:
+            continue
         try:
             module = importlib.import_module(f"deepmad_nni.commands.{name}")
         except ImportError as err:  # an optional dependency of that command is missing
@@ -30,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     if getattr(args, "_missing", None):
         print(args._missing, file=sys.stderr)
         return 2
@@ -39,6 +44,8 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"deepmad-nni {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 0
     except KeyboardInterrupt:
         print(f"deepmad-nni {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -174,3 +174,29 @@ def sample_designs(slots: list[SlotTable], count: int, rng: np.random.Generator,
         else:
             b += 1
     return combos[:b], depths[:b]
+
+
+def all_designs(slots: list[SlotTable], limit: int = 2_000_000):
+    """Every design of the family as (combos, depths) arrays; ValueError beyond ``limit`` designs."""
+    n = len(slots)
+
+    def expand(j, idx):
+        sl = slots[j]
+        reps = np.array([len(sl.depths[o]) for o in sl.op[idx]], dtype=np.int64)
+        return np.repeat(idx, reps), np.concatenate([sl.depths[o] for o in sl.op[idx]])
+
+    c, d = expand(n - 1, np.arange(len(slots[-1].ci)))
+    combos, depths = c[:, None], d[:, None]
+    for j in range(n - 2, -1, -1):
+        sl, nxt = slots[j], slots[j + 1]
+        parts = [expand(j, sl.by_co[w]) for w in range(len(sl.widths))]
+        need = nxt.ci[combos[:, 0]]
+        counts = np.array([len(parts[w][0]) for w in range(len(sl.widths))])[need]
+        if counts.sum() > limit:
+            raise ValueError(f"The family has more than {limit} designs; enumeration is not possible.")
+        rows = np.repeat(np.arange(len(combos)), counts)
+        new_c = np.concatenate([parts[w][0] for w in need]) if len(need) else np.zeros(0, np.int64)
+        new_d = np.concatenate([parts[w][1] for w in need]) if len(need) else np.zeros(0, np.int64)
+        combos = np.concatenate([new_c[:, None], combos[rows]], axis=1)
+        depths = np.concatenate([new_d[:, None], depths[rows]], axis=1)
+    return combos, depths

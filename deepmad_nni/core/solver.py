@@ -1,7 +1,7 @@
 """Entry point of the solver: ``solve(family, flops=..., params=..., rho=...)``."""
 from __future__ import annotations
 
-from .bruteforce import solve_brute_force
+from .bruteforce import solve_enumerate
 from .family import Family
 from .presets import get_family
 from .program import Program
@@ -34,6 +34,6 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     if method not in ("auto", "branch-and-bound", "enumerate"):
         raise ValueError(f"method must be one of ['auto', 'branch-and-bound', 'enumerate'], but got {method!r}.")
     if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
-        return solve_brute_force(program, top_k)
+        return solve_enumerate(program, top_k)
     return solve_branch_and_bound(program, top_k=top_k, time_limit=float(time_limit), node_limit=node_limit,
                                   seed=seed)

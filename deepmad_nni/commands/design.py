@@ -1,0 +1,54 @@
+"""``deepmad-nni design``: solve the DeepMAD program for a paper preset or a family and budgets."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..core import FAMILIES, PRESETS, get_family, get_preset, solve, to_structure
+from .report import print_design, result_json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help=f"a paper design target: {', '.join(PRESETS)}")
+    src.add_argument("--family", help=f"a search family: {', '.join(FAMILIES)}")
+    p.add_argument("--flops", type=float, help="FLOPs (multiply-accumulates) budget, e.g. 4.1e9")
+    p.add_argument("--params", type=float, help="parameter budget, e.g. 25.6e6")
+    p.add_argument("--rho", type=float, help="effectiveness bound rho_0 (default: the preset's or family's)")
+    p.add_argument("--alpha", type=float, nargs="+", help="stage weights alpha_i, one per stage")
+    p.add_argument("--beta", type=float, default=10.0, help="depth-penalty weight beta (default 10)")
+    p.add_argument("--convention", choices=["official", "paper"], default="official",
+                   help="entropy scale 1/2 and TinyNAS rules (official, default) or the paper's Eq. 4 (paper)")
+    p.add_argument("--top-k", type=int, default=1, help="number of distinct designs to return")
+    p.add_argument("--time-limit", type=float, default=5.0, help="seconds before the search stops (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the result object as JSON")
+    out.add_argument("--export", choices=["tinynas"], help="print the design in the official structure format")
+
+
+def run(args) -> int:
+    if args.preset:
+        preset = get_preset(args.preset)
+        family = get_family(preset.family)
+        flops = preset.flops if args.flops is None else args.flops
+        params = preset.params if args.params is None else args.params
+        rho = preset.rho if args.rho is None else args.rho
+    else:
+        family = get_family(args.family)
+        flops, params, rho = args.flops, args.params, args.rho
+    if not (args.json or args.export):
+        print(f"Solving DeepMAD over {family.name} (up to {args.time_limit:g} s) ...", file=sys.stderr)
+    result = solve(family, flops=flops, params=params, rho=rho, alpha=args.alpha, beta=args.beta,
+                   convention=args.convention, top_k=args.top_k, time_limit=args.time_limit, seed=args.seed)
+    if args.json:
+        print(json.dumps(result_json(result), indent=2))
+    elif args.export:
+        if not result.designs:
+            print(f"No design to export: {result.message}", file=sys.stderr)
+            return 1
+        print(json.dumps(to_structure(result.architecture), indent=1))
+    else:
+        print_design(result)
+    return 0 if result.designs else 1
