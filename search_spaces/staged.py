@@ -168,8 +168,7 @@ class StagedSpace(ModelSpace):
             else:
                 mid = None
             depth = _value(f"s{i}_depth", s.depths)
-            stages.append(Repeat(_builder(config.block, c_in, c_out, kernel, s.stride, mid), depth,
-                                 label=f"s{i}_depth"))
+            stages.append(Repeat(_builder(config.block, c_in, c_out, kernel, s.stride, mid), depth))
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.head = None

@@ -109,6 +109,43 @@ class CostTerm:
     name: str
 
 
+class _Factor:
+    """Layers and cost terms sharing one label subset; their totals memoised per values of those labels."""
+
+    def __init__(self, labels, items, num_stages):
+        self.labels, self.items, self.m = labels, items, num_stages
+        self.cache: dict = {}
+
+    def __call__(self, sample):
+        key = tuple(sample[lab] for lab in self.labels)
+        v = self.cache.get(key)
+        if v is None:
+            v = self.cache[key] = self._compute(sample)
+        return v
+
+    def _compute(self, sample):
+        flops = params = 0.0
+        sums, counts, used = [0.0] * self.m, [0] * self.m, set()
+        any_main = False
+        for item in self.items:
+            if not all(c(sample) for c in item.conditions):
+                continue
+            for c in item.conditions:
+                used.update(c.value.labels)
+            if isinstance(item, CostTerm):
+                flops += item.flops(sample)
+                params += item.params(sample)
+                used.update(item.flops.labels, item.params.labels)
+            else:
+                for t in (item.c_in, item.c_out, item.kernel, item.groups, item.out_hw):
+                    used.update(t.labels)
+                if item.role == "main":
+                    sums[item.stage] += item.log_width(sample)
+                    counts[item.stage] += 1
+                    any_main = True
+        return flops, params, (tuple(sums) if any_main else ()), tuple(counts), frozenset(used)
+
+
 class SpaceDescription:
     """What DeepMAD needs of a space, as functions of the sample (see module docstring)."""
 
@@ -117,7 +154,9 @@ class SpaceDescription:
         self.mutables = mutables              # label -> Categorical
         self.layers = layers                  # ConvLayer, in execution order
         self.stage_ends = stage_ends          # per stage: (c Term, H*W Term, conditions-free)
-        self.depth_terms = depth_terms        # (stage, Term of a Repeat depth, conditions) per main-path Repeat
+        self.depth_terms = depth_terms        # (stage, depth Term, conditions, kind): per main-path Repeat
+        #   ("repeat"; Q over each Repeat's depth under "official"), else per block ("block"; Q over per-stage
+        #   block counts under both conventions)
         self.costs = costs                    # CostTerm per NNI formula module
         self.flops_expression = flops_expression
         self.params_expression = params_expression
@@ -147,21 +186,41 @@ class SpaceDescription:
             rows.append(row)
         return rows
 
+    def _build_factors(self):
+        """Group layers and cost terms by the labels they depend on; each group is memoised per label values."""
+        groups: dict[tuple, list] = {}
+        for layer in self.layers:
+            terms = [layer.c_in, layer.c_out, layer.kernel, layer.groups, layer.out_hw]
+            key = tuple(sorted({lab for t in terms for lab in t.labels} |
+                               {lab for c in layer.conditions for lab in c.value.labels}))
+            groups.setdefault(key, []).append(layer)
+        for cost in self.costs:
+            key = tuple(sorted(set(cost.flops.labels) | set(cost.params.labels) |
+                               {lab for c in cost.conditions for lab in c.value.labels}))
+            groups.setdefault(key, []).append(cost)
+        self._factors = [_Factor(key, items, self.num_stages) for key, items in groups.items()]
+
+    def _totals(self, sample: dict):
+        """(flops, params, per-stage sum of log w, per-stage layer count, labels in use) of ``sample``."""
+        if getattr(self, "_factors", None) is None:
+            self._build_factors()
+        m = self.num_stages
+        flops = params = 0.0
+        sums, counts, used = [0.0] * m, [0] * m, set()
+        for f in self._factors:
+            fl, pa, su, co, us = f(sample)
+            flops += fl
+            params += pa
+            if su:
+                for i in range(m):
+                    sums[i] += su[i]
+                    counts[i] += co[i]
+            used |= us
+        return flops, params, sums, counts, used
+
     def active_labels(self, sample: dict) -> set[str]:
         """Labels the network of ``sample`` depends on (the others sit in inactive blocks or candidates)."""
-        used = set()
-        for c in self.costs:
-            if all(cond(sample) for cond in c.conditions):
-                used.update(c.flops.labels, c.params.labels)
-                for cond in c.conditions:
-                    used.update(cond.value.labels)
-        for layer in self.layers:
-            if layer.active(sample):
-                for t in (layer.c_in, layer.c_out, layer.kernel, layer.groups, layer.out_hw):
-                    used.update(t.labels)
-                for cond in layer.conditions:
-                    used.update(cond.value.labels)
-        return used & set(self.mutables)
+        return self._totals(sample)[4] & set(self.mutables)
 
     def canonical(self, sample: dict) -> dict:
         """``sample`` with every inactive label set to its first value (same network, one representative)."""
@@ -170,11 +229,7 @@ class SpaceDescription:
         return {k: (v if k in used else self.mutables[k].values[0]) for k, v in full.items()}
 
     def cost(self, sample: dict) -> tuple[float, float]:
-        flops = params = 0.0
-        for c in self.costs:
-            if all(cond(sample) for cond in c.conditions):
-                flops += c.flops(sample)
-                params += c.params(sample)
+        flops, params = self._totals(sample)[:2]
         return flops, params
 
     def evaluate(self, sample: dict, *, alpha=None, beta: float = 10.0, convention: str = "official"
@@ -187,11 +242,7 @@ class SpaceDescription:
         if len(alpha) != m:
             raise ValueError(f"alpha must have one weight per stage ({m}), but got {len(alpha)}.")
         s = CONVENTIONS[convention]
-        sums, counts = [0.0] * m, [0] * m
-        for layer in self.main:
-            if layer.active(sample):
-                sums[layer.stage] += layer.log_width(sample)
-                counts[layer.stage] += 1
+        flops, params, sums, counts, _ = self._totals(sample)
         stage_h, rhos, cum, n = [], [], 0.0, 0
         for i, (c, hw) in enumerate(self.stage_ends):
             cum += sums[i]
@@ -203,12 +254,11 @@ class SpaceDescription:
         entropy = float(np.dot(alpha, stage_h))
         depths = self._depths(sample, convention)
         q = float(math.exp(np.std(depths))) if len(depths) > 1 else 1.0
-        flops, params = self.cost(sample)
         return SpaceEvaluation(entropy, tuple(stage_h), rho, q, entropy - beta * q, flops, params, n, depths)
 
     def _depths(self, sample, convention) -> tuple:
-        active = [(st, d(sample)) for st, d, conds in self.depth_terms if all(c(sample) for c in conds)]
-        if convention == "official":
+        active = [(st, d(sample)) for st, d, conds, _ in self.depth_terms if all(c(sample) for c in conds)]
+        if convention == "official" and self.depth_terms and self.depth_terms[0][3] == "repeat":
             return tuple(d for _, d in active)
         per_stage: dict[int, int] = {}
         for st, d in active:
@@ -264,7 +314,7 @@ def read_space(space, input_size=None) -> SpaceDescription:
     if len(input_size) != 4 or min(input_size) < 1:
         raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size}.")
     mutables = {}
-    for label, m in space.simplify().items():
+    for label, m in (space.simplify().items() if hasattr(space, "simplify") else ()):
         if isinstance(m, Categorical):
             mutables[label] = m
         elif type(m).__name__ != "MutableAnnotation" and not label.startswith("_"):
@@ -339,7 +389,18 @@ def read_space(space, input_size=None) -> SpaceDescription:
             if inner:
                 scope = next(c.scope for c in graph.convs if c.name == inner[0].name)
                 outer = _conditions([s for s in scope if name.startswith(s[1] + ".")], containers)
-                depth_terms.append((inner[0].stage, Term(m.depth_choice), outer))
+                depth_terms.append((inner[0].stage, Term(m.depth_choice), outer, "repeat"))
+
+    # -- without Repeats: blocks (innermost non-container modules with >= 2 main convs) per stage ------------
+    if not depth_terms:
+        blocks: dict[str, ConvLayer] = {}
+        for lay in layers:
+            if lay.role == "main":
+                block = _block_of(lay.name, modules, main_counts)
+                if block != lay.name and block not in blocks:
+                    blocks[block] = lay
+        for block, lay in blocks.items():
+            depth_terms.append((lay.stage, Term(1), lay.conditions, "block"))
 
     # -- FLOPs and params as per-module NNI terms ----------------------------------------------------------
     cfg_f = FlopsParamsCounterConfig(count_bias=False, count_normalization=False, count_activation=False)

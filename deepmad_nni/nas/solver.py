@@ -84,18 +84,19 @@ def objective_bound(desc, alpha, beta, convention) -> float:
 
 
 def cost_lower_bound(desc) -> tuple[float, float]:
-    """Proven lower bounds of FLOPs and params over the space (per-term minima, inactive terms count 0)."""
+    """Proven lower bounds of FLOPs and params over the space: a term under a condition may be inactive
+    (counts 0, every term is >= 0); an unconditional term counts its minimum over its own labels."""
     lo_f = lo_p = 0.0
     for c in desc.costs:
-        terms = [c.flops, c.params] + [cond.value for cond in c.conditions]
-        labels = sorted({lab for t in terms for lab in t.labels})
+        if c.conditions:
+            continue
+        labels = sorted(set(c.flops.labels) | set(c.params.labels))
         if _product(desc.mutables[lab].values for lab in labels) > 4096:
-            continue  # too many combinations to minimise exactly: 0 is still a valid lower bound
+            continue
         mf = mp = math.inf
         for combo in itertools.product(*(desc.mutables[lab].values for lab in labels)):
             smp = dict(zip(labels, combo))
-            on = all(cond(smp) for cond in c.conditions)
-            mf, mp = min(mf, c.flops(smp) if on else 0.0), min(mp, c.params(smp) if on else 0.0)
+            mf, mp = min(mf, c.flops(smp)), min(mp, c.params(smp))
         lo_f, lo_p = lo_f + mf, lo_p + mp
     return lo_f, lo_p
 

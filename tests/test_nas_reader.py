@@ -1,0 +1,136 @@
+"""The model-space reader: exact on the package's spaces (core oracle), correct on NNI hub spaces (hooks oracle)."""
+import random
+import warnings
+from collections import Counter
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("nni")
+
+from deepmad_nni.core import score  # noqa: E402
+from deepmad_nni.nas.reader import UnsupportedModuleError, read_space  # noqa: E402
+from search_spaces import CONFIGS, get_space  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+
+
+def _samples(desc, n, seed=0):
+    rng = random.Random(seed)
+    return [{k: rng.choice(m.values) for k, m in desc.mutables.items()} for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", ["resnet-bottleneck-cifar", "mbconv-se-224", "resnet-basic-cifar-small"])
+def test_reader_equals_core_score(name):
+    cfg = CONFIGS[name]
+    desc = read_space(get_space(name))
+    for sample in _samples(desc, 3):
+        for convention in ("official", "paper"):
+            e = desc.evaluate(sample, convention=convention)
+            s = score(cfg.architecture_of_sample(sample), convention=convention)
+            assert e.entropy == pytest.approx(s.entropy, rel=1e-9)
+            assert e.effectiveness == pytest.approx(s.effectiveness, rel=1e-9)
+            assert (e.flops, e.params, e.num_layers) == (s.flops, s.params, s.num_layers)
+            if convention == "paper" or cfg.block != "bottleneck":
+                assert e.q == pytest.approx(s.q)
+
+
+def _hooked_convs(model, x):
+    """(c_in, c_out, k, groups, H*W) of every conv run by the frozen model, and conv+linear MACs."""
+    seen, macs = [], [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, torch.nn.Conv2d):
+            seen.append((mod.in_channels, mod.out_channels, mod.kernel_size[0], mod.groups,
+                         out.shape[-1] * out.shape[-2]))
+            macs[0] += mod.in_channels // mod.groups * mod.out_channels * mod.kernel_size[0] ** 2 * out.shape[-1] * \
+                out.shape[-2]
+        elif isinstance(mod, torch.nn.Linear):
+            macs[0] += mod.in_features * mod.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in handles:
+        h.remove()
+    return Counter(seen), macs[0]
+
+
+@pytest.fixture(scope="module", params=["MobileNetV3Space", "ProxylessNAS", "ShuffleNetSpace"])
+def hub(request):
+    import nni.nas.hub.pytorch as hub
+    space = getattr(hub, request.param)()
+    return request.param, space, read_space(space, (1, 3, 224, 224))
+
+
+def test_hub_space_read_matches_hooks(hub):
+    name, space, desc = hub
+    x = torch.zeros(1, 3, 224, 224)
+    for sample in _samples(desc, 2, seed=3):
+        model = space.freeze(sample)
+        hooked, macs = _hooked_convs(model, x)
+        read = Counter((lay.c_in(sample), lay.c_out(sample), lay.kernel(sample), lay.groups(sample),
+                        lay.out_hw(sample)) for lay in desc.layers if lay.active(sample))
+        assert read == hooked
+        flops, params = desc.cost(sample)
+        assert flops == macs
+        assert params == sum(p.numel() for p in model.parameters())
+        e = desc.evaluate(sample)
+        assert 0 < e.effectiveness < 10 and e.entropy > 0 and desc.num_stages == 5
+
+
+def test_hub_roles_from_dataflow(hub):
+    name, space, desc = hub
+    sample = _samples(desc, 1, seed=5)[0]
+    roles = Counter(lay.role for lay in desc.layers if lay.active(sample))
+    if name == "MobileNetV3Space":
+        se_on = sum(1 for k, v in sample.items() if k.endswith("_se") and v == "se" and
+                    any(lay.active(sample) for lay in desc.layers if lay.name.startswith(_block_of_label(desc, k))))
+        assert roles["gate"] == 2 * se_on and roles["classifier"] == 1
+    elif name == "ShuffleNetSpace":  # stride-2 blocks: the 2-conv proj branch beside the main branch
+        assert roles["projection"] == 2 * 4
+    else:
+        assert set(roles) == {"main"}
+
+
+def _block_of_label(desc, label):
+    for lay in desc.layers:
+        for c in lay.conditions:
+            if label in c.value.labels:
+                return lay.name.rsplit(".6.", 1)[0] if ".6." in lay.name else lay.name
+    return "<none>"
+
+
+def test_unsupported_modules_are_named():
+    from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+    from torch import nn
+
+    class Attn(nn.Module):
+        def forward(self, x):
+            t = x.flatten(2)
+            return (t @ t.transpose(1, 2)).softmax(-1) @ t
+
+    class Space(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.mix = LayerChoice([nn.Identity(), Attn()], label="mixer")
+
+        def forward(self, x):
+            return self.mix(self.conv(x)).mean()
+
+    with pytest.raises(UnsupportedModuleError, match="mix.1.*mixer"):
+        read_space(Space(), (1, 3, 8, 8))
+
+    class MHA(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(UnsupportedModuleError, match="attn"):
+        read_space(MHA(), (1, 3, 8, 8))
+    with pytest.raises(ValueError, match="input_size"):
+        read_space(get_space("resnet-basic-cifar-small"), (1, 3, 32))
