@@ -110,3 +110,21 @@ def test_registered_validator_is_what_nnis_schema_check_calls(tmp_path, monkeypa
     schema.validate({"builtinTunerName": "DeepMAD", "classArgs": CLASS_ARGS})
     with pytest.raises(SchemaError, match="classArgs.family"):
         schema.validate({"builtinTunerName": "DeepMAD", "classArgs": {**CLASS_ARGS, "family": "nope"}})
+
+
+def test_training_service_examples_validate(tmp_path):
+    """The remote / Kubernetes blocks in docs/nnictl.md are valid NNI 3.0 configs on top of our configs."""
+    import re
+    from nni.experiment.config import ExperimentConfig
+    text = (REPO_ROOT / "docs" / "nnictl.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "trainingService:" in b]
+    assert [b["trainingService"]["platform"] for b in blocks] == ["remote", "kubeflow"]
+    key = tmp_path / "id_ed25519"
+    key.write_text("not a real key\n")
+    for block in blocks:
+        for machine in block["trainingService"].get("machineList", []):
+            machine["sshKeyFile"] = str(key)
+        config = yaml.safe_load((REPO_ROOT / "experiments" / "nnictl" / "config_deepmad.yml").read_text())
+        config.update(block, searchSpaceFile=str(REPO_ROOT / "experiments" / "nnictl" / "search_space.json"),
+                      trialCodeDirectory=str(REPO_ROOT))
+        ExperimentConfig(**config).validate()

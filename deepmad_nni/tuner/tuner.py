@@ -126,7 +126,8 @@ class DeepMADTuner(Tuner):
                     seen.add(key)
                     self.proposals.append(p)
                     s = design.score
-                    self.figures.append({"rank": rank, "rho0": rho, "status": res.status, "objective": s.objective,
+                    self.figures.append({"rank": rank, "rho0": rho, "status": res.status, "bound": res.bound,
+                                         "objective": s.objective,
                                          "entropy": s.entropy, "rho": s.effectiveness, "q": s.q,
                                          "flops": s.flops, "params": s.params})
         self._next = 0
