@@ -142,3 +142,21 @@ def test_bad_class_args(kwargs, name):
 
 def test_class_args_accept_yaml_number_strings():
     assert check_class_args(family="mbv2-se-cifar", flops="2e6")["flops"] == 2e6
+
+
+def test_comparison_summary_picks_best_by_validation_and_splits_device_hours():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "experiments" / "nnictl" / "run_comparison.py"
+    spec = importlib.util.spec_from_file_location("run_comparison", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    value = {"test_accuracy": 0.5, "flops": 10, "params": 20}
+    records = [{"value": {**value, "default": 0.7, "device": "cpu", "wall_time_s": 1800}},
+               {"value": {**value, "default": 0.9, "device": "cuda:0", "wall_time_s": 3600, "flops": 99}},
+               {"value": 0.3}]  # a trial without the dict metric is not counted
+    trials = [{"status": "SUCCEEDED"}, {"status": "SUCCEEDED"}, {"status": "FAILED"}]
+    row = mod.summarise("tpe", "x", "DONE", records, trials, 2.0)
+    assert row["best_accuracy"] == 0.9 and row["best_flops"] == 99 and row["cpu_hours"] == 0.5
+    assert row["gpu_hours"] == 1.0 and row["trials"] == 3 and row["succeeded"] == 2 and row["tuner"] == "TPE"
+    assert "| TPE | DONE | 3 | 2 | 0.9 |" in mod.markdown([row], "note")

@@ -88,6 +88,8 @@ class DeepMADTuner(Tuner):
         self.family = None
 
     def __repr__(self) -> str:
+        if self.class_args_error is not None:
+            return f"DeepMADTuner(<bad classArgs: {self.class_args_error}>)"
         return (f"DeepMADTuner(family={self.template.name!r}, flops={self.flops}, params={self.params}, "
                 f"rho={self.rhos}, beta={self.beta}, convention={self.convention!r}, top_k={self.top_k})")
 
