@@ -262,7 +262,7 @@ def main_path(g: Graph) -> Roles:
             pool_input = v if pool_input is None or v > pool_input else pool_input
     for idx, c in enumerate(g.convs):
         if role[idx] == "unused":
-            role[idx] = "gate" if _feeds_gate(g, c.dst) else "projection"
+            role[idx] = "gate" if _feeds_gate(g, c.dst, on_main) else "projection"
     return Roles(role, pool_input)
 
 
@@ -290,8 +290,9 @@ def _users(g: Graph, v: int) -> list[int]:
     return _users_cache[key].get(v, [])
 
 
-def _feeds_gate(g: Graph, v: int) -> bool:
-    """Whether the branch from ``v`` reaches a multiplication in which it is the broadcast operand."""
+def _feeds_gate(g: Graph, v: int, on_main: set) -> bool:
+    """Whether the side branch from ``v`` joins the main path as the broadcast operand of a multiplication
+    (a gate, e.g. squeeze-and-excitation) rather than through an addition or concatenation (a projection)."""
     stack, seen = [v], set()
     while stack:
         u = stack.pop()
@@ -301,5 +302,6 @@ def _feeds_gate(g: Graph, v: int) -> bool:
         for w in _users(g, u):
             if any(m in g.kind[w] for m in ("mul", "div")) and u not in _full_inputs(g, w):
                 return True
-            stack.append(w)
+            if w not in on_main:
+                stack.append(w)
     return False
