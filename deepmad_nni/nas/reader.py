@@ -109,6 +109,22 @@ class CostTerm:
     name: str
 
 
+class _LastActive:
+    """The value of the first active entry of (conditions, Term) pairs (e.g. the width after the last
+    active main conv of a stage whose blocks may be inactive)."""
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.labels = tuple(sorted({lab for conds, t in entries for lab in t.labels} |
+                                   {lab for conds, _ in entries for c in conds for lab in c.value.labels}))
+
+    def __call__(self, sample):
+        for conds, t in self.entries:
+            if all(c(sample) for c in conds):
+                return t(sample)
+        raise ValueError("No main conv of the last stage is active for this sample.")
+
+
 class _Factor:
     """Layers and cost terms sharing one label subset; their totals memoised per values of those labels."""
 
@@ -322,10 +338,16 @@ def read_space(space, input_size=None) -> SpaceDescription:
                                          "choices (nni.choice, LayerChoice, Repeat) only.")
     graph = trace(space, input_size)
     roles = main_path(graph)
-    try:
-        shapes = submodule_input_output_shapes(space, ShapeTensor(torch.zeros(*input_size), True))
-    except Exception as err:  # NNI's shape inference names no module; say which part failed
-        raise UnsupportedModuleError(f"NNI shape inference failed on this space: {err}") from err
+    static = all(_same_padding(call) for call in graph.convs)
+    if static:  # sizes do not depend on the sample: the dry run's shapes serve NNI's per-module formulas
+        from nni.nas.profiler.pytorch.utils import MutableShape
+        shapes = {name: (tuple(MutableShape(*s) for s in ins), MutableShape(*out))
+                  for name, (ins, out) in graph.io_shapes.items()}
+    else:
+        try:
+            shapes = submodule_input_output_shapes(space, ShapeTensor(torch.zeros(*input_size), True))
+        except Exception as err:  # NNI's shape inference names no module; say which part failed
+            raise UnsupportedModuleError(f"NNI shape inference failed on this space: {err}") from err
     containers = {n: m for n, m in space.named_modules() if isinstance(m, (LayerChoice, Repeat))}
     modules = dict(space.named_modules())
 
@@ -347,7 +369,6 @@ def read_space(space, input_size=None) -> SpaceDescription:
             else:
                 k = boundary_nodes[node]
                 starts[k] = min(starts[k], min(inside))
-    static = all(_same_padding(call) for call in graph.convs)
     layers = []
     for idx, call in enumerate(graph.convs):
         mod, role = call.module, roles.role[idx]
@@ -367,19 +388,29 @@ def read_space(space, input_size=None) -> SpaceDescription:
 
     # -- stage ends: input of the next stage's first block; the tensor entering the global pool last ----
     stage_ends = []
-    for block, node in boundaries:
+    for (block, node), start in zip(boundaries, starts):
+        if static:  # the next stage's first main conv reads the stage's output
+            stage_ends.append((layers[start].c_in, Term(graph.spatial[node])))
+            continue
         shape = _shape_in(shapes, block)
-        stage_ends.append((Term(shape[1]), Term(graph.spatial[node] if static else shape[2] * shape[3])))
-    last = roles.pool_input if roles.pool_input is not None else graph.output
+        stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
+    last_stage = [lay for lay in layers if lay.role == "main" and lay.stage == len(boundaries)]
+    if static:
+        node = roles.pool_input if roles.pool_input is not None else graph.convs[
+            layers.index(last_stage[-1])].dst
+        stage_ends.append((_LastActive([(lay.conditions, lay.c_out) for lay in reversed(last_stage)]),
+                           Term(graph.spatial[node])))
+    last = None if static else roles.pool_input if roles.pool_input is not None else graph.output
     name = graph.producer.get(last)
-    if name is not None and name in shapes:
+    if static:
+        pass
+    elif name is not None and name in shapes:
         shape = shapes[name][1]
         shape = shape[0] if isinstance(shape, tuple) else shape
     else:  # fall back to the output of the last main conv
         shape = shapes[[lay for lay in layers if lay.role == "main"][-1].name][1]
-        last = None
-    stage_ends.append((Term(shape[1]), Term(graph.spatial[last] if static and last is not None
-                                            else shape[2] * shape[3])))
+    if not static:
+        stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
 
     # -- depths of the Repeats on the main path ----------------------------------------------------------
     depth_terms = []

@@ -47,6 +47,7 @@ class Graph:
     producer: dict = field(default_factory=dict)     # node -> outermost module name returning it
     consumers_of_module: dict = field(default_factory=dict)  # module name -> input node
     output: int = -1
+    io_shapes: dict = field(default_factory=dict)   # module name -> (input shapes, output shape), first call
 
 
 def _label_of(module) -> str | None:
@@ -170,10 +171,12 @@ def trace(root: nn.Module, input_size) -> Graph:
     """Dry-run ``root`` on zeros of ``input_size`` (N, C, H, W) and record its dataflow."""
     tracer = _Tracer(root)
     handles = []
+    pending: dict = {}
 
     def pre(mod, args):
         tracer.stack.append((tracer.names.get(id(mod), "?"), mod))
         flat, _ = tree_flatten(args)
+        pending[id(mod)] = tuple(tuple(t.shape) for t in flat if isinstance(t, torch.Tensor))
         for t in flat:
             n = tracer.node(t)
             if n is not None:
@@ -182,6 +185,8 @@ def trace(root: nn.Module, input_size) -> Graph:
 
     def post(mod, args, out):
         name = tracer.stack.pop()[0]
+        if isinstance(out, torch.Tensor) and name not in tracer.g.io_shapes:
+            tracer.g.io_shapes[name] = (pending.get(id(mod), ()), tuple(out.shape))
         n = tracer.node(out) if isinstance(out, torch.Tensor) else None
         if n is not None:
             tracer.g.producer[n] = name   # outer modules finish later and overwrite: the outermost wins
