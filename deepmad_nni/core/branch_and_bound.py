@@ -252,31 +252,44 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         return _Frame(j, bound[keep], cidx[keep], depth[keep], 0, suffix, g_next, lag, flops, params)
 
     def score_leaves(fr: _Frame, upto: int):
-        rows = slice(fr.pos, upto)
-        combos = np.zeros((upto - fr.pos, n), np.int64)
+        """Score, in one batch, every design below children pos..upto-1 of a frame at slot 0 or 1."""
+        rows = np.arange(fr.pos, upto)
+        c_own, d_own = fr.idx[rows], fr.depth[rows]
+        if fr.j == 1:   # expand each slot-1 child into all its stems
+            s0 = slots[0]
+            stems = [s0.by_co[w] for w in slots[1].ci[c_own]]
+            reps = [np.array([len(s0.depths[o]) for o in s0.op[st]], dtype=np.int64) for st in stems]
+            counts = np.array([r.sum() for r in reps])
+            stem_c = np.concatenate([np.repeat(st, r) for st, r in zip(stems, reps)])
+            stem_d = np.concatenate([np.concatenate([s0.depths[o] for o in s0.op[st]]) for st in stems])
+            c_own, d_own = np.repeat(c_own, counts), np.repeat(d_own, counts)
+        combos = np.zeros((len(c_own), n), np.int64)
         depths = np.zeros_like(combos)
         for (c, d), j in zip(fr.suffix, range(n - 1, 0, -1)):
             combos[:, j], depths[:, j] = c, d
-        combos[:, 0], depths[:, 0] = fr.idx[rows], fr.depth[rows]
-        out = scorer(combos, depths)
-        best.offer(combos, depths, np.where(out["feasible"], out["objective"], -np.inf))
+        combos[:, fr.j], depths[:, fr.j] = c_own, d_own
+        if fr.j == 1:
+            combos[:, 0], depths[:, 0] = stem_c, stem_d
+        if len(combos):
+            out = scorer(combos, depths)
+            best.offer(combos, depths, np.where(out["feasible"], out["objective"], -np.inf))
+        return len(combos)
 
     stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
     nodes, limited = 0, False
     while stack:
         fr = stack[-1]
         thr = best.threshold()
-        tol = 1e-9 * max(1.0, abs(thr))
+        tol = 1e-9 * max(1.0, abs(thr)) if math.isfinite(thr) else 0.0
         if fr.pos >= len(fr.bounds) or fr.bounds[fr.pos] <= thr + tol:
             stack.pop()
             continue
         if time.perf_counter() - t0 > time_limit or (node_limit is not None and nodes >= node_limit):
             limited = True
             break
-        if fr.j == 0:   # leaves: score every child whose bound beats the threshold at once
+        if fr.j <= 1:   # score every design below the children whose bound beats the threshold at once
             upto = fr.pos + int(np.sum(fr.bounds[fr.pos:] > thr + tol))
-            score_leaves(fr, upto)
-            nodes += upto - fr.pos
+            nodes += score_leaves(fr, upto)
             fr.pos = upto
             continue
         i = fr.pos

@@ -36,7 +36,7 @@ class _Grid:
 
     def __init__(self, slots: list[SlotTable]):
         self.slots = slots
-        self.mids, self.table, self.dmin, self.dmax = [], [], [], []
+        self.mids, self.table, self.snap = [], [], []
         for sl in slots:
             mids = np.unique(sl.mid)
             n_in = int(sl.ci.max()) + 1
@@ -45,8 +45,9 @@ class _Grid:
             tab = _nearest_fill(exact)
             self.mids.append(mids)
             self.table.append(tab)
-            self.dmin.append(np.array([d.min() for d in sl.depths]))
-            self.dmax.append(np.array([d.max() for d in sl.depths]))
+            top = max(int(d.max()) for d in sl.depths) + 3
+            # snap[op, d]: the allowed depth of ``op`` nearest to d (depth sets need not be contiguous)
+            self.snap.append(np.array([[d[np.argmin(np.abs(d - x))] for x in range(top)] for d in sl.depths]))
 
     def attributes(self, combos, depths):
         w = np.stack([sl.co[combos[:, j]] for j, sl in enumerate(self.slots)], 1)
@@ -66,7 +67,8 @@ class _Grid:
             out[:, j] = c
             ok = c >= 0
             m[ok, j] = np.searchsorted(self.mids[j], sl.mid[c[ok]])
-            d[:, j] = np.clip(d[:, j], self.dmin[j][op[:, j]], self.dmax[j][op[:, j]])
+            snap = self.snap[j]
+            d[:, j] = snap[op[:, j], np.clip(d[:, j], 0, snap.shape[1] - 1)]
         return out
 
 

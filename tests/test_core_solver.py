@@ -1,0 +1,116 @@
+"""The solver against brute force (independent per-architecture scoring) on families small enough to enumerate."""
+import math
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from core_families import SMALL_FAMILIES, TINY_MBSE, TINY_RESNET
+from deepmad_nni.core import Program, get_family, get_preset, solve
+from deepmad_nni.core.branch_and_bound import solve_branch_and_bound
+from deepmad_nni.core.result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL
+
+FAMILIES = {f.name: f for f in SMALL_FAMILIES}
+FAMILIES["nas-bench-macro"] = get_family("nas-bench-macro")
+
+
+@lru_cache(maxsize=None)
+def all_scored(name, convention):
+    """Every architecture of the family with its score (built and scored one by one)."""
+    fam = FAMILIES[name]
+    prog = Program.create(fam, convention=convention)
+    return [(a, prog.score(a)) for a in fam.enumerate()]
+
+
+def oracle(prog, top_k):
+    seen, out = set(), []
+    for arch, s in sorted(all_scored(prog.family.name, prog.convention), key=lambda t: -t[1].objective):
+        if prog.feasible(s) and arch.canonical() not in seen:
+            seen.add(arch.canonical())
+            out.append(s.objective)
+            if len(out) == top_k:
+                break
+    return out
+
+
+def budgets(name):
+    """Three budgets between the family's smallest and largest designs (tight, medium, loose)."""
+    scores = [s for _, s in all_scored(name, "official")]
+    f = np.array([s.flops for s in scores])
+    p = np.array([s.params for s in scores])
+    return [(float(np.quantile(f, q)), float(np.quantile(p, q2)), rho)
+            for q, q2, rho in ((0.1, 0.2, 0.3), (0.5, 0.5, 0.5), (0.9, 0.7, 1.0))]
+
+
+@pytest.mark.parametrize("convention", ["official", "paper"])
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_branch_and_bound_equals_brute_force(name, convention):
+    fam = FAMILIES[name]
+    for flops, params, rho in budgets(name):
+        prog = Program.create(fam, flops=flops, params=params, rho=rho, convention=convention)
+        expected = oracle(prog, 3)
+        for method in ("branch-and-bound", "enumerate"):
+            res = solve(fam, flops=flops, params=params, rho=rho, convention=convention, top_k=3,
+                        method=method, time_limit=120)
+            got = [d.score.objective for d in res.designs]
+            assert np.allclose(got, expected, rtol=1e-9), (method, flops, params, rho)
+            assert res.status == (OPTIMAL if expected else INFEASIBLE)
+            for d in res.designs:   # every returned design re-checked against the budgets
+                s = prog.score(d.architecture)
+                assert prog.feasible(s) and s.flops <= flops and s.params <= params and s.effectiveness <= rho
+                assert math.isclose(s.objective, d.score.objective, rel_tol=1e-12)
+            assert len({d.architecture.canonical() for d in res.designs}) == len(res.designs)
+
+
+def test_custom_alpha_and_beta_match_brute_force():
+    fam = TINY_MBSE
+    prog = Program.create(fam, flops=20e6, params=0.2e6, rho=0.6, alpha=(0.5, 2.0, 3.0), beta=50.0)
+    best = max((s.objective for a, s in ((a, prog.score(a)) for a in fam.enumerate()) if prog.feasible(s)))
+    res = solve(fam, flops=20e6, params=0.2e6, rho=0.6, alpha=(0.5, 2.0, 3.0), beta=50.0,
+                method="branch-and-bound", time_limit=60)
+    assert res.status == OPTIMAL and math.isclose(res.objective, best, rel_tol=1e-9)
+
+
+def test_infeasible_budget_names_the_smallest_design():
+    res = solve(TINY_RESNET, flops=1e3, params=1e9, method="branch-and-bound")
+    assert res.status == INFEASIBLE and not res.designs
+    smallest = min(s.flops for _, s in all_scored("tiny-resnet", "official"))
+    assert f"{smallest:.4g}" in res.message and "flops budget" in res.message
+
+
+def test_infeasible_rho_says_so():
+    res = solve(TINY_RESNET, rho=1e-3, method="branch-and-bound")
+    assert res.status == INFEASIBLE and "rho" in res.message
+
+
+def test_limit_reached_without_a_design_reports_a_bound():
+    prog = Program.create(TINY_RESNET, flops=30e6, params=1e6, rho=0.5)
+    res = solve_branch_and_bound(prog, node_limit=1, heuristic_share=0.0)
+    assert res.status == LIMIT_REACHED and not res.designs
+    assert res.bound >= oracle(prog, 1)[0] * (1 - 1e-9)
+
+
+def test_gap_bound_is_valid_when_stopped_early():
+    prog = Program.create(TINY_RESNET, flops=30e6, params=1e6, rho=0.5)
+    opt = oracle(prog, 1)[0]
+    res = solve_branch_and_bound(prog, node_limit=3, heuristic_share=0.0)
+    if res.status == LIMIT_REACHED:   # no leaf reached within 3 nodes
+        res = solve_branch_and_bound(prog, node_limit=40, heuristic_share=0.0)
+    assert res.status in (FEASIBLE_WITH_GAP, OPTIMAL)
+    assert res.bound >= opt * (1 - 1e-9) and opt >= res.objective * (1 - 1e-12)
+    assert res.gap == pytest.approx(max(0.0, res.bound - res.objective))
+
+
+def test_preset_within_time_limit_reports_feasible_design_and_gap():
+    p = get_preset("R50")
+    res = solve(p.family, flops=p.flops, params=p.params, rho=p.rho, time_limit=1.5)
+    assert res.status in (FEASIBLE_WITH_GAP, OPTIMAL)
+    assert res.flops <= p.flops and res.params <= p.params and res.effectiveness <= p.rho
+    assert res.bound >= res.objective and res.time_s < 5
+
+
+def test_same_seed_same_design():
+    p = get_preset("B0")
+    a = solve(p.family, flops=p.flops, params=p.params, rho=p.rho, node_limit=200, time_limit=30, seed=3)
+    b = solve(p.family, flops=p.flops, params=p.params, rho=p.rho, node_limit=200, time_limit=30, seed=3)
+    assert a.architecture == b.architecture
