@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="Optuna RDB URL (sqlite:///study.db, postgresql://user@host/db); default <out>/study.db")
     p.add_argument("--study-name", default=None, help="study to create or resume (default derived from the problem)")
     p.add_argument("--n-trials", type=int, default=30, help="trials this run adds (default 30)")
+    p.add_argument("--max-evaluations", type=int, default=None,
+                   help="stop once this many distinct designs were evaluated (cache hits are free)")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--out", required=True, help="folder for the default SQLite storage, plots and summary.json")
     p.add_argument("--multi-objective", action="store_true", help="maximise accuracy and minimise FLOPs (Pareto)")
@@ -60,7 +62,7 @@ def run(args) -> int:
                           alpha_others=None if args.alpha_others is None else tuple(args.alpha_others))
     result = tune(args.family, flops=args.flops, params=args.params, evaluator=args.evaluator,
                   benchmark_path=args.benchmark_path, evaluator_options=options, ranges=ranges,
-                  n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
+                  n_trials=args.n_trials, timeout=args.timeout, max_evaluations=args.max_evaluations, storage=args.storage, study_name=args.study_name,
                   out_dir=args.out, multi_objective=args.multi_objective, sampler=args.sampler, pruner=args.pruner,
                   seed=args.seed, convention=args.convention, time_limit=args.time_limit,
                   start_from_defaults=not args.no_defaults_first,

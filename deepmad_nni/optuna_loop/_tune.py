@@ -193,7 +193,8 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
          timeout: float | None = None, storage=None, study_name: str | None = None, out_dir=None,
          multi_objective: bool = False, sampler="tpe", pruner="median", seed: int | None = None,
          convention: str = "official", time_limit: float = 10.0, start_from_defaults: bool = True,
-         heartbeat_interval: int | None = 10, plots: bool = True, progress: bool = True) -> TuneResult:
+         heartbeat_interval: int | None = 10, max_evaluations: int | None = None, plots: bool = True,
+         progress: bool = True) -> TuneResult:
     """Tune DeepMAD's rho_0, beta and alpha with Optuna against real evaluations of the designs.
 
     Every trial draws (rho_0, beta, alpha) from ``ranges``, solves the DeepMAD program over ``family`` within
@@ -204,7 +205,8 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
     maximises accuracy and minimises FLOPs.  ``storage``: an RDB URL shared by any number of workers, or
     ``None`` for ``<out_dir>/study.db``; the same ``study_name`` resumes a study and adds ``n_trials``.
     ``start_from_defaults`` enqueues the paper's hyperparameters (family rho_0, beta 10, alpha default)
-    as the first trial of a new study.  Plots (PNG) go to ``out_dir``.
+    as the first trial of a new study.  ``max_evaluations`` stops the study once that many distinct designs
+    have been evaluated (cache hits are free, so this is the evaluation budget).  Plots (PNG) go to ``out_dir``.
     """
     import optuna
 
@@ -223,8 +225,11 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
         raise ValueError(f"ranges must be a SearchRanges, but got {type(ranges).__name__}.")
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1):
         raise ValueError(f"n_trials must be a positive integer or None, but got {n_trials!r}.")
-    if n_trials is None and timeout is None:
-        raise ValueError("n_trials and timeout cannot both be None (the study would never stop).")
+    if max_evaluations is not None and (not isinstance(max_evaluations, int) or isinstance(max_evaluations, bool)
+                                        or max_evaluations < 1):
+        raise ValueError(f"max_evaluations must be a positive integer or None, but got {max_evaluations!r}.")
+    if n_trials is None and timeout is None and max_evaluations is None:
+        raise ValueError("n_trials, timeout and max_evaluations cannot all be None (the study would never stop).")
     if convention not in ("official", "paper"):
         raise ValueError(f"convention must be 'official' or 'paper', but got {convention!r}.")
     sampler_obj, pruner_obj = _sampler(sampler, seed, multi_objective), _pruner(pruner)
@@ -249,6 +254,8 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
     objective = Objective(family=fam, flops=flops, params=params, ranges=ranges, evaluator=ev, cache=cache,
                           convention=convention, time_limit=time_limit, multi_objective=multi_objective)
     callbacks = [_Progress(sys.stdout, n_trials, multi_objective)] if progress else []
+    if max_evaluations is not None:
+        callbacks.append(_StopAfterEvaluations(cache, max_evaluations))
     if progress:
         print(f"study {study_name!r} in {storage_name}: {len(study.trials)} trials so far; evaluator {ev!r}",
               flush=True)
@@ -270,6 +277,18 @@ def _enqueue_defaults(study, fam, ranges: SearchRanges) -> None:
             point[f"alpha_{i + 1}"], bounds[f"alpha_{i + 1}"] = alpha[i], ranges.alpha_others
     if all(lo <= point[k] <= hi for k, (lo, hi) in bounds.items()):
         study.enqueue_trial(point, user_attrs={"start": "paper defaults"})
+
+
+class _StopAfterEvaluations:
+    """Stop the study once ``limit`` distinct designs have a finished evaluation (done or pruned)."""
+
+    def __init__(self, cache, limit: int):
+        self.cache, self.limit = cache, limit
+
+    def __call__(self, study, trial):
+        finished = sum(e.state in ("done", "pruned") for e in self.cache.entries().values())
+        if finished >= self.limit:
+            study.stop()
 
 
 class _Progress:
