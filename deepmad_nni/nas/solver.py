@@ -2,13 +2,13 @@
 
 * Spaces with at most ``enumerate_limit`` label combinations are enumerated: status ``"optimal"`` (or
   ``"infeasible"``) is then proven.
-* Larger spaces get an iterated local search (coordinate moves over labels from random starts, restarts by
-  perturbing the incumbent) until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
+* Larger spaces get an iterated local search (coordinate moves over labels, first from the cheapest network,
+  then from random starts and perturbations of the incumbent) until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
   ``bound`` is a proven upper bound of the objective and ``gap = bound - objective``), ``"limit-reached"``
   (no feasible design found) or ``"infeasible"`` when the smallest FLOPs/params any sample can reach
   (a proven lower bound, per-term minima) already break the budget.  The bound relaxes rho, FLOPs and
   params: each main-path layer contributes at most ``s * log(w_l) * sum_{i >= its stage} alpha_i *
-  max log(r_i^2 c_i)`` and Q >= 1; it is proven but loose, so the gap says how far the search *could* be
+  max log(r_i^2 c_i)`` (of a LayerChoice, only its best candidate's layers count) and Q >= 1; it is proven but loose, so the gap says how far the search *could* be
   from the optimum, not how far it is.
 
 Samples are scored with the reader (memoised per label subset), never frozen.
@@ -73,13 +73,25 @@ def _max_over(terms, mutables, fn):
 def objective_bound(desc, alpha, beta, convention) -> float:
     """Proven upper bound of the objective over the whole space (constraints relaxed)."""
     s = CONVENTIONS[convention]
-    ends = [_max_over([c, hw], desc.mutables, lambda smp, c=c, hw=hw: math.log(c(smp) * hw(smp)))
-            for c, hw in desc.stage_ends]
+    ends = []
+    for c, hw in desc.stage_ends:
+        widths = [t for _, t in c.entries] if hasattr(c, "entries") else [c]  # last stage: any of its convs
+        ends.append(max(_max_over([t, hw], desc.mutables, lambda smp, t=t, hw=hw: math.log(t(smp) * hw(smp)))
+                        for t in widths))
     a_max = [sum(a * e for a, e in zip(alpha[j:], ends[j:])) for j in range(len(ends))]
     total = 0.0
+    exclusive: dict = {}   # LayerChoice label -> candidate -> bound of its layers (one candidate is active)
     for layer in desc.main:
         lw = _max_over([layer.c_in, layer.kernel, layer.groups], desc.mutables, layer.log_width)
-        total += s * max(0.0, a_max[layer.stage]) * max(0.0, lw)
+        contribution = s * max(0.0, a_max[layer.stage]) * max(0.0, lw)
+        choice = [c for c in layer.conditions if c.op == "=="]
+        if choice:
+            key = (choice[-1].value.labels, repr(choice[:-1]))
+            per = exclusive.setdefault(key, {})
+            per[choice[-1].threshold] = per.get(choice[-1].threshold, 0.0) + contribution
+        else:
+            total += contribution
+    total += sum(max(per.values()) for per in exclusive.values())
     return total - beta * 1.0
 
 
@@ -182,9 +194,19 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
                         sample, val, improved = cand, cv, True
         return sample, val
 
+    def smallest():
+        """Greedy: every label, in turn, at the value with the least FLOPs (then params) given the others."""
+        sample = desc.canonical({k: v[0] for k, v in zip(labels, values)})
+        for label in labels:
+            options = [desc.canonical({**sample, label: v}) for v in desc.mutables[label].values]
+            sample = min(options, key=lambda smp: desc.cost(smp))
+        return sample
+
     starts = 0
     while time.perf_counter() < deadline:
-        if best is None or starts % 4 == 0:
+        if starts == 0:
+            start = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge
+        elif best is None or starts % 4 == 0:
             start = desc.canonical({k: rng.choice(v) for k, v in zip(labels, values)})
         else:  # perturb the incumbent
             start = dict(best)
