@@ -11,9 +11,6 @@ import time
 from ._cache import DONE, FAILED, PRUNED
 
 
-_WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
 def design_key(architecture, signature: dict) -> str:
     """Hash of the design (structure, resolution, channels, classes) and of the evaluator's signature."""
     from ._design import design_structure
@@ -49,7 +46,6 @@ class Objective:
         self.evaluator, self.cache, self.convention = evaluator, cache, convention
         self.time_limit, self.multi_objective = time_limit, multi_objective
         self.signature = evaluator.signature()
-        self._enumerated = None
 
     def __call__(self, trial):
         attrs: dict = {}  # written once at the end: every attribute is a storage round trip
@@ -58,7 +54,7 @@ class Objective:
             return self._run(trial, attrs)
         finally:
             attrs["wall_time_s"] = round(time.perf_counter() - t0, 4)
-            attrs["worker"] = _WORKER
+            attrs["worker"] = f"{socket.gethostname()}:{os.getpid()}"
             for name, value in attrs.items():
                 trial.set_user_attr(name, value)
 
@@ -108,15 +104,7 @@ class Objective:
         return (accuracy, float(result.flops)) if self.multi_objective else accuracy
 
     def _solve(self, *, rho, alpha, beta):
-        """``core.solve``; small families use :class:`EnumeratedSolver` (the same optimum, scored once)."""
         from ..core import solve
-        from ..core.solver import BRUTE_FORCE_MAX
-        if self._enumerated is None and self.family.size() <= BRUTE_FORCE_MAX:
-            from ._fast import EnumeratedSolver
-            self._enumerated = EnumeratedSolver(self.family, flops=self.flops, params=self.params,
-                                                convention=self.convention)
-        if self._enumerated is not None:
-            return self._enumerated.solve(rho=rho, alpha=alpha, beta=beta)
         return solve(self.family, flops=self.flops, params=self.params, rho=rho, alpha=alpha, beta=beta,
                      convention=self.convention, time_limit=self.time_limit)
 
