@@ -45,7 +45,8 @@ class Term:
         key = tuple(sample[label] for label in self.labels)
         v = self.cache.get(key)
         if v is None:
-            v = self.expr.freeze(sample)
+            # evaluate() skips freeze()'s validation: the labels come from the space, the values from its lists
+            v = self.expr.evaluate(sample) if hasattr(self.expr, "evaluate") else self.expr.freeze(sample)
             self.cache[key] = v
         return v
 
@@ -220,6 +221,11 @@ class SpaceDescription:
         """(flops, params, per-stage sum of log w, per-stage layer count, labels in use) of ``sample``."""
         if getattr(self, "_factors", None) is None:
             self._build_factors()
+            self._totals_cache = {}
+        key = tuple(sample.get(k) for k in self.mutables)
+        hit = self._totals_cache.get(key)
+        if hit is not None:
+            return hit
         m = self.num_stages
         flops = params = 0.0
         sums, counts, used = [0.0] * m, [0] * m, set()
@@ -232,7 +238,10 @@ class SpaceDescription:
                     sums[i] += su[i]
                     counts[i] += co[i]
             used |= us
-        return flops, params, sums, counts, used
+        if len(self._totals_cache) > 200000:
+            self._totals_cache.clear()
+        out = self._totals_cache[key] = (flops, params, sums, counts, used)
+        return out
 
     def active_labels(self, sample: dict) -> set[str]:
         """Labels the network of ``sample`` depends on (the others sit in inactive blocks or candidates)."""
@@ -241,8 +250,10 @@ class SpaceDescription:
     def canonical(self, sample: dict) -> dict:
         """``sample`` with every inactive label set to its first value (same network, one representative)."""
         full = {k: sample.get(k, m.values[0]) for k, m in self.mutables.items()}
-        used = self.active_labels(full)
-        return {k: (v if k in used else self.mutables[k].values[0]) for k, v in full.items()}
+        totals = self._totals(full)
+        canon = {k: (v if k in totals[4] else self.mutables[k].values[0]) for k, v in full.items()}
+        self._totals_cache[tuple(canon.values())] = totals   # same network, same totals
+        return canon
 
     def cost(self, sample: dict) -> tuple[float, float]:
         flops, params = self._totals(sample)[:2]

@@ -2,8 +2,10 @@
 
 * Spaces with at most ``enumerate_limit`` label combinations are enumerated: status ``"optimal"`` (or
   ``"infeasible"``) is then proven.
-* Larger spaces get an iterated local search (coordinate moves over labels, first from the cheapest network,
-  then from random starts and perturbations of the incumbent) until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
+* Larger spaces get an iterated local search: coordinate ascent over labels on the objective minus a penalty on
+  the relative excess over the limits, alternating loose penalties (to cross the budget's edge) and exact ones
+  (back to feasible), first from the cheapest network, then from random starts and perturbations of the
+  incumbent, until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
   ``bound`` is a proven upper bound of the objective and ``gap = bound - objective``), ``"limit-reached"``
   (no feasible design found) or ``"infeasible"`` when the smallest FLOPs/params any sample can reach
   (a proven lower bound, per-term minima) already break the budget.  The bound relaxes rho, FLOPs and
@@ -122,7 +124,7 @@ class _Scorer:
         self.n = 0
 
     def __call__(self, sample: dict):
-        """(feasible, value) of a canonical sample: objective if feasible, minus the violation if not."""
+        """(objective, violation) of a canonical sample; violation = summed relative excess over the limits."""
         key = tuple(sample[k] for k in self.desc.mutables)
         if key in self.seen:
             return self.seen[key]
@@ -134,7 +136,7 @@ class _Scorer:
         if self.params is not None:
             excess += max(0.0, e.params / self.params - 1)
         feasible = excess <= 1e-12
-        out = (feasible, e.objective if feasible else -excess)
+        out = (e.objective, 0.0 if feasible else excess)
         self.seen[key] = out
         if feasible:
             item = (e.objective, -self.n, SpaceDesign(dict(sample), e.entropy, e.effectiveness, e.q, e.objective,
@@ -177,10 +179,15 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
     bound = objective_bound(desc, alpha, beta, convention)
     rng = random.Random(seed)
     deadline = t0 + time_limit
-    best, best_val = None, (False, -math.inf)
 
-    def descend(sample):
-        val = score(sample)
+    scale = max(abs(bound), 1.0)
+
+    def descend(sample, penalty):
+        """Coordinate ascent on objective - penalty * scale * violation (exact for a large penalty)."""
+        def value(smp):
+            objective, excess = score(smp)
+            return objective - penalty * scale * excess if excess else objective
+        val = value(sample)
         improved = True
         while improved and time.perf_counter() < deadline:
             improved = False
@@ -189,10 +196,10 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
                     if v == sample[label]:
                         continue
                     cand = desc.canonical({**sample, label: v})
-                    cv = score(cand)
+                    cv = value(cand)
                     if cv > val:
                         sample, val, improved = cand, cv, True
-        return sample, val
+        return sample
 
     def smallest():
         """Greedy: every label, in turn, at the value with the least FLOPs (then params) given the others."""
@@ -202,21 +209,24 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
             sample = min(options, key=lambda smp: desc.cost(smp))
         return sample
 
+    # Penalties from loose to exact: a loose one lets the ascent cross the budget's edge, an exact one
+    # brings it back feasible; every sample visited is scored, and the best feasible ones are kept.
+    penalties = (1e3, 0.3, 1e3, 0.1, 1e3, 1.0, 1e3)
     starts = 0
     while time.perf_counter() < deadline:
+        designs = score.designs()
         if starts == 0:
-            start = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge
-        elif best is None or starts % 4 == 0:
-            start = desc.canonical({k: rng.choice(v) for k, v in zip(labels, values)})
+            sample = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge
+        elif not designs or starts % 3 == 0:
+            sample = desc.canonical({k: rng.choice(v) for k, v in zip(labels, values)})
         else:  # perturb the incumbent
-            start = dict(best)
+            sample = dict(designs[0].sample)
             for label in rng.sample(labels, min(3, len(labels))):
-                start[label] = rng.choice(desc.mutables[label].values)
-            start = desc.canonical(start)
+                sample[label] = rng.choice(desc.mutables[label].values)
+            sample = desc.canonical(sample)
         starts += 1
-        sample, val = descend(start)
-        if val > best_val:
-            best, best_val = sample, val
+        for penalty in penalties:
+            sample = descend(sample, penalty)
     designs = score.designs()
     elapsed = time.perf_counter() - t0
     if not designs:
