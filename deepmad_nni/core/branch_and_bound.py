@@ -174,14 +174,28 @@ class _Frame:
 class _Incumbents:
     """The ``top_k`` best distinct feasible designs seen (a min-heap on the objective)."""
 
-    def __init__(self, program: Program, slots, top_k: int):
-        self.program, self.slots, self.top_k = program, slots, top_k
+    def __init__(self, program: Program, slots, top_k: int, floor: float = -math.inf):
+        self.program, self.slots, self.top_k, self.floor = program, slots, top_k, floor
         self.heap: list = []
         self.keys: set = set()
         self.count = 0
 
     def threshold(self) -> float:
-        return self.heap[0][0] if len(self.heap) >= self.top_k else -math.inf
+        return self.heap[0][0] if len(self.heap) >= self.top_k else self.floor
+
+    def offer_design(self, design: Design):
+        key = design.architecture.canonical()
+        s = design.score
+        if key in self.keys or not self.program.feasible(s) or not s.objective > self.threshold():
+            return
+        self.count += 1
+        item = (s.objective, -self.count, design)
+        if len(self.heap) < self.top_k:
+            heapq.heappush(self.heap, item)
+        else:
+            old = heapq.heapreplace(self.heap, item)
+            self.keys.discard(old[2].architecture.canonical())
+        self.keys.add(key)
 
     def offer(self, combos: np.ndarray, depths: np.ndarray, values: np.ndarray):
         """Designs (rows) with their exact objectives (-inf when infeasible)."""
@@ -190,48 +204,61 @@ class _Incumbents:
                 break
             design = _design(self.program.family, self.slots,
                              tuple((int(combos[r, j]), int(depths[r, j])) for j in range(len(self.slots) - 1, -1, -1)))
-            key = design.architecture.canonical()
-            if key in self.keys:
+            if design.architecture.canonical() in self.keys:
                 continue
-            s = self.program.score(design.architecture)
-            self.count += 1
-            item = (s.objective, -self.count, Design(design.architecture, s, design.choices))
-            if len(self.heap) < self.top_k:
-                heapq.heappush(self.heap, item)
-            else:
-                old = heapq.heapreplace(self.heap, item)
-                self.keys.discard(old[2].architecture.canonical())
-            self.keys.add(key)
+            self.offer_design(Design(design.architecture, self.program.score(design.architecture), design.choices))
 
     def designs(self) -> list[Design]:
         return [d for _, _, d in sorted(self.heap, key=lambda x: (-x[0], -x[1]))]
 
 
 def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float = 10.0,
-                           node_limit: int | None = None, seed: int = 0,
-                           heuristic_share: float = 0.4) -> DesignResult:
-    """Branch and bound (module docstring); evolution supplies the first incumbents."""
+                           node_limit: int | None = None, seed: int = 0, heuristic_share: float = 0.85,
+                           evaluations: int = 500_000, progress=None,
+                           multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
+    """Branch and bound (module docstring).
+
+    With ``heuristic_share`` > 0, evolution (the official search: ``evaluations`` candidates, at most 7/8 of
+    that share of ``time_limit``, stopping after 200 generations without progress) and then the box search
+    of core/neighbourhood.py (until that share of ``time_limit`` is spent) supply the incumbents before the
+    exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
+    objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
+    given, is called with a line of text at each phase.  Ctrl-C ends the search early like a time limit:
+    the best design so far comes back with a valid bound.
+    """
+    say = progress or (lambda line: None)
     t0 = time.perf_counter()
     fam = program.family
     slots = build_slot_tables(program)
     scorer = BatchScorer(program, slots)
     n = len(slots)
-    best = _Incumbents(program, slots, top_k)
-
-    evaluations = 0
-    if heuristic_share > 0:
-        evo = evolve(program, evaluations=10**9, time_limit=heuristic_share * time_limit, slots=slots, seed=seed,
-                     patience=40)
-        best.offer(*evo.population)
-        evaluations = evo.evaluations
+    best = _Incumbents(program, slots, top_k, floor)
 
     relax = _Relaxation(program, slots).resize(12)
-    fit_deadline = t0 + (heuristic_share + 0.3) * time_limit
-    _fit_multipliers(relax, program, max_evals=60, deadline=fit_deadline)
+    evaluated, lns_note = 0, ""
+    if heuristic_share > 0:
+        evo = evolve(program, evaluations=evaluations, time_limit=7 / 8 * heuristic_share * time_limit,
+                     slots=slots, seed=seed, patience=200)
+        best.offer(*evo.population)
+        evaluated = evo.evaluations
+        say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
+        if best.heap:
+            from .neighbourhood import improve
+            box = improve(program, best.designs()[0], deadline=t0 + heuristic_share * time_limit,
+                          box_time=0.08 * time_limit)
+            for design in box.designs:
+                best.offer_design(design)
+            lns_note = f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
+            say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
+    if multipliers is None:
+        _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
+    else:
+        relax.set(*multipliers)
     relax.resize(GRID)
     relax.set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
     root_bound = relax.root_bound()
     fmin, pmin = _min_prefix_costs(slots)
+    say(f"branch and bound: root bound {root_bound:.6g}")
 
     def expand(j, idx, suffix, g_next, lag, flops, params):
         sl = slots[j]
@@ -276,42 +303,47 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         return len(combos)
 
     stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
-    nodes, limited = 0, False
-    while stack:
-        fr = stack[-1]
-        thr = best.threshold()
-        tol = 1e-9 * max(1.0, abs(thr)) if math.isfinite(thr) else 0.0
-        if fr.pos >= len(fr.bounds) or fr.bounds[fr.pos] <= thr + tol:
-            stack.pop()
-            continue
-        if time.perf_counter() - t0 > time_limit or (node_limit is not None and nodes >= node_limit):
-            limited = True
-            break
-        if fr.j <= 1:   # score every design below the children whose bound beats the threshold at once
-            upto = fr.pos + int(np.sum(fr.bounds[fr.pos:] > thr + tol))
-            nodes += score_leaves(fr, upto)
-            fr.pos = upto
-            continue
-        i = fr.pos
-        fr.pos += 1
-        nodes += 1
-        sl = slots[fr.j]
-        c, d = int(fr.idx[i]), int(fr.depth[i])
-        t, nl, f, p = _totals(sl, c, d)
-        g = fr.g_next + sl.delta[sl.co[c]]
-        lag = fr.lag + float(relax.term(sl, np.array([c]), np.array([d]), np.array([g]))[0])
-        stack.append(expand(fr.j - 1, slots[fr.j - 1].by_co[sl.ci[c]], fr.suffix + ((c, d),), g, lag,
-                            fr.flops + float(f), fr.params + float(p)))
+    nodes, limited, interrupted = 0, False, False
+    try:
+        while stack:
+            fr = stack[-1]
+            thr = best.threshold()
+            tol = 1e-9 * max(1.0, abs(thr)) if math.isfinite(thr) else 0.0
+            if fr.pos >= len(fr.bounds) or fr.bounds[fr.pos] <= thr + tol:
+                stack.pop()
+                continue
+            if time.perf_counter() - t0 > time_limit or (node_limit is not None and nodes >= node_limit):
+                limited = True
+                break
+            if fr.j <= 1:   # score every design below the children whose bound beats the threshold at once
+                upto = fr.pos + int(np.sum(fr.bounds[fr.pos:] > thr + tol))
+                nodes += score_leaves(fr, upto)
+                fr.pos = upto
+                continue
+            i = fr.pos
+            fr.pos += 1
+            nodes += 1
+            sl = slots[fr.j]
+            c, d = int(fr.idx[i]), int(fr.depth[i])
+            t, nl, f, p = _totals(sl, c, d)
+            g = fr.g_next + sl.delta[sl.co[c]]
+            lag = fr.lag + float(relax.term(sl, np.array([c]), np.array([d]), np.array([g]))[0])
+            stack.append(expand(fr.j - 1, slots[fr.j - 1].by_co[sl.ci[c]], fr.suffix + ((c, d),), g, lag,
+                                fr.flops + float(f), fr.params + float(p)))
+    except KeyboardInterrupt:   # Ctrl-C: keep the best design; the root bound stays valid
+        limited = interrupted = True
 
     designs = best.designs()
     elapsed = time.perf_counter() - t0
     info = program.as_dict()
-    searched = (f"{evaluations} evolution candidates, {nodes} branch-and-bound nodes, "
+    searched = (f"{evaluated} evolution candidates{lns_note}, {nodes} branch-and-bound nodes, "
                 f"root bound {root_bound:.6g}")
     if limited:
         open_bound = max((float(fr.bounds[fr.pos]) for fr in stack if fr.pos < len(fr.bounds)), default=-math.inf)
         k_th = designs[-1].score.objective if len(designs) >= top_k else -math.inf
         bound = min(max(open_bound, designs[0].score.objective if designs else -math.inf), root_bound)
+        if interrupted:
+            bound = root_bound
         if not designs:
             return DesignResult(LIMIT_REACHED, f"The time/node limit stopped the search before any feasible design "
                                 f"({searched}); the optimum is at most {bound:.6g}.", [], bound, elapsed,

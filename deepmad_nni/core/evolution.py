@@ -128,24 +128,27 @@ def evolve(program: Program, *, population: int = 256, mutations: int = 2, evalu
     pop_v = value(pop_c, pop_d)
     done, history = len(pop_v), [(len(pop_v), float(pop_v.max()))]
     stale = 0
-    while done < evaluations and (time_limit is None or time.perf_counter() - t0 < time_limit):
-        if patience is not None and stale >= patience:
-            break
-        parents = rng.integers(0, len(pop_v), batch)
-        w, op, m, d = grid.attributes(pop_c[parents], pop_d[parents])
-        _mutate(grid, w, op, m, d, rng, mutations)
-        kids_c = grid.combos(w, op, m, d)
-        kid_v = value(kids_c, d)
-        done += batch
-        all_c, all_d = np.concatenate([pop_c, np.maximum(kids_c, 0)]), np.concatenate([pop_d, d])
-        all_v = np.concatenate([pop_v, kid_v])
-        _, first = np.unique(np.concatenate([all_c, all_d], axis=1), axis=0, return_index=True)
-        first = first[np.argsort(-all_v[first], kind="stable")][:population]
-        pop_c, pop_d, pop_v = all_c[first], all_d[first], all_v[first]
-        stale = stale + 1 if pop_v.max() <= history[-1][1] else 0
-        history.append((done, float(pop_v.max())))
-        if progress is not None:
-            progress(done, float(pop_v.max()))
+    try:
+        while done < evaluations and (time_limit is None or time.perf_counter() - t0 < time_limit):
+            if patience is not None and stale >= patience:
+                break
+            parents = rng.integers(0, len(pop_v), batch)
+            w, op, m, d = grid.attributes(pop_c[parents], pop_d[parents])
+            _mutate(grid, w, op, m, d, rng, mutations)
+            kids_c = grid.combos(w, op, m, d)
+            kid_v = value(kids_c, d)
+            done += batch
+            all_c, all_d = np.concatenate([pop_c, np.maximum(kids_c, 0)]), np.concatenate([pop_d, d])
+            all_v = np.concatenate([pop_v, kid_v])
+            _, first = np.unique(np.concatenate([all_c, all_d], axis=1), axis=0, return_index=True)
+            first = first[np.argsort(-all_v[first], kind="stable")][:population]
+            pop_c, pop_d, pop_v = all_c[first], all_d[first], all_v[first]
+            stale = stale + 1 if pop_v.max() <= history[-1][1] else 0
+            history.append((done, float(pop_v.max())))
+            if progress is not None:
+                progress(done, float(pop_v.max()))
+    except KeyboardInterrupt:   # keep what was found
+        pass
     i = int(np.argmax(pop_v))
     return EvolutionResult(float(pop_v[i]), pop_c[i], pop_d[i], done, time.perf_counter() - t0, history,
                            (pop_c, pop_d, pop_v))

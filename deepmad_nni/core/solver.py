@@ -12,8 +12,8 @@ BRUTE_FORCE_MAX = 20000
 
 
 def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
-          top_k: int = 1, time_limit: float = 5.0, node_limit: int | None = None, seed: int = 0,
-          method: str = "auto") -> DesignResult:
+          top_k: int = 1, time_limit: float = 30.0, node_limit: int | None = None, seed: int = 0,
+          method: str = "auto", progress=None) -> DesignResult:
     """Solve the DeepMAD program over ``family`` (a :class:`Family` or a family name).
 
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
@@ -36,4 +36,4 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
         return solve_enumerate(program, top_k)
     return solve_branch_and_bound(program, top_k=top_k, time_limit=float(time_limit), node_limit=node_limit,
-                                  seed=seed)
+                                  seed=seed, progress=progress)
