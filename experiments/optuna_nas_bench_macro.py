@@ -53,7 +53,8 @@ def main(argv=None) -> None:
         tuned, lookups, random_best, tuned_keys = [], [], [], []
         for seed in range(args.seeds):
             result = tune("nas-bench-macro", flops=flops, params=params, benchmark_path=path, ranges=ranges,
-                          n_trials=400 if args.lookups else args.trials, max_evaluations=args.lookups, seed=seed, start_from_defaults=False, progress=False, plots=False)
+                          n_trials=400 if args.lookups else args.trials, max_evaluations=args.lookups, seed=seed,
+                          start_from_defaults=False, progress=False, plots=False)
             trial = result.best_trials[0]
             a = trial.user_attrs
             tuned.append(trial.value)

@@ -38,7 +38,8 @@ def test_median_pruner_stops_poor_designs_early():
     # the evaluator ran EPOCHS epochs per completed design and fewer for every pruned one
     assert sorted(evaluator.epochs_run, reverse=True)[:1] == [EPOCHS]
     assert sum(n < EPOCHS for n in evaluator.epochs_run) == len(trained)
-    assert len(evaluator.epochs_run) == len({t.user_attrs["design_key"] for t in trials if "design_key" in t.user_attrs})
+    designs = {t.user_attrs["design_key"] for t in trials if "design_key" in t.user_attrs}
+    assert len(evaluator.epochs_run) == len(designs)
 
 
 def test_hyperband_pruner_runs_on_the_training_evaluator():

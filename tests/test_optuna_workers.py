@@ -22,6 +22,7 @@ optuna = pytest.importorskip("optuna")
 
 from deepmad_nni.benchmarks.nas_bench_macro import NasBenchMacro, default_path, key_of_architecture  # noqa: E402
 from deepmad_nni.optuna_loop import make_storage  # noqa: E402
+from deepmad_nni.optuna_loop._cache import open_cache  # noqa: E402
 from deepmad_nni.optuna_loop._design import architecture_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,27 +91,32 @@ def _check_study(study, tmp_path, n_expected):
 
 def test_sigkilled_study_resumes_without_losing_completed_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    proc = _worker(tmp_path, storage, 40, delay=0.5)
+    proc = _worker(tmp_path, storage, 60, delay=0.5)
     deadline = time.monotonic() + 180
-    try:
+    try:  # kill it while it evaluates a design it claimed, after 4 completed trials
         while time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
             try:
                 study = optuna.load_study(study_name="shared", storage=storage)
-                if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 4:
+                cache = open_cache(study)
+                if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 4 and any(
+                        (e := cache.get(t.user_attrs.get("design_key", "-"))) is not None and e.state == "running"
+                        and e.owner_trial_id == t._trial_id
+                        for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
                     break
             except Exception:  # noqa: BLE001 (the worker is still creating the database or the study)
                 pass
             assert proc.poll() is None, proc.stdout.read()
         else:
-            pytest.fail("the worker did not complete 4 trials in 180 s")
+            pytest.fail("the worker did not complete 4 trials and claim a new design in 180 s")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    at_kill = optuna.load_study(study_name="shared", storage=storage).trials
-    before = {t.number: t.value for t in at_kill if t.state == optuna.trial.TrialState.COMPLETE}
-    killed = [t.number for t in at_kill if t.state == optuna.trial.TrialState.RUNNING]
-    assert proc.returncode == -signal.SIGKILL and len(before) >= 4 and len(killed) <= 1
+    study = optuna.load_study(study_name="shared", storage=storage)
+    before = {t.number: t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    (killed,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert proc.returncode == -signal.SIGKILL and len(before) >= 4
+    study.enqueue_trial(killed.params)  # the resumed run draws the dead trial's design first
 
     resumed = _worker(tmp_path, storage, 5)
     out, _ = resumed.communicate(timeout=300)
@@ -119,7 +125,11 @@ def test_sigkilled_study_resumes_without_losing_completed_trials(tmp_path):
     after = {t.number: t for t in study.trials}
     for number, value in before.items():
         assert after[number].state == optuna.trial.TrialState.COMPLETE and after[number].value == value
-    assert all(after[n].state == optuna.trial.TrialState.FAIL for n in killed)  # failed by the heartbeat
+    assert after[killed.number].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat
+    retry = min(n for n in after if n > killed.number and after[n].params == killed.params)
+    assert after[retry].state == optuna.trial.TrialState.COMPLETE and after[retry].user_attrs["cache"] == "miss"
+    entry = open_cache(study).get(killed.user_attrs["design_key"])  # the dead claim was taken over
+    assert entry.state == "done" and entry.evaluations == 2 and entry.value == after[retry].value
     n_failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
     ends, _ = _check_study(study, tmp_path, len(study.trials) - n_failed)
     assert sum(t.state.is_finished() and t.state.name != "FAIL" for t in study.trials) - len(before) >= 5

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,13 +63,13 @@ def run(args) -> int:
                           alpha_others=None if args.alpha_others is None else tuple(args.alpha_others))
     result = tune(args.family, flops=args.flops, params=args.params, evaluator=args.evaluator,
                   benchmark_path=args.benchmark_path, evaluator_options=options, ranges=ranges,
-                  n_trials=args.n_trials, timeout=args.timeout, max_evaluations=args.max_evaluations, storage=args.storage, study_name=args.study_name,
+                  n_trials=args.n_trials, timeout=args.timeout, max_evaluations=args.max_evaluations,
+                  storage=args.storage, study_name=args.study_name,
                   out_dir=args.out, multi_objective=args.multi_objective, sampler=args.sampler, pruner=args.pruner,
                   seed=args.seed, convention=args.convention, time_limit=args.time_limit,
                   start_from_defaults=not args.no_defaults_first,
                   heartbeat_interval=args.heartbeat or None, plots=not args.no_plots, progress=not args.quiet)
     summary = result.summary()
-    from pathlib import Path
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     best = summary["best"] and {k: v for k, v in summary["best"].items() if k != "design"}
     print(json.dumps({"study_name": summary["study_name"], "trials": summary["trials"], "best": best}, default=str))

@@ -72,8 +72,10 @@ class Objective:
         key = design_key(arch, self.signature)
         attrs["solve"].update(entropy=result.entropy, effectiveness=result.effectiveness, q=result.q,
                               objective=result.objective, gap=result.gap)
-        attrs.update(design=design_structure(arch), resolution=arch.resolution, in_channels=arch.in_channels,
-                     design_key=key, flops=int(result.flops), params=int(result.params))
+        trial.set_user_attr("design_key", key)  # visible while the design is evaluated (dashboard, crashes)
+        trial.set_user_attr("design", design_structure(arch))
+        attrs.update(resolution=arch.resolution, in_channels=arch.in_channels, flops=int(result.flops),
+                     params=int(result.params))
 
         def report(step, value):
             if self.multi_objective:  # Optuna cannot prune multi-objective trials

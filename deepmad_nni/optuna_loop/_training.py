@@ -29,7 +29,8 @@ class TrainingEvaluator(Evaluator):
             raise ValueError(f"dataset must be one of {list(DATASETS)}, but got {dataset!r}.")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, but got {epochs!r}.")
-        if not (isinstance(width_multiplier, (int, float)) and math.isfinite(width_multiplier) and width_multiplier > 0):
+        if not (isinstance(width_multiplier, (int, float)) and math.isfinite(width_multiplier)
+                and width_multiplier > 0):
             raise ValueError(f"width_multiplier must be a positive number, but got {width_multiplier!r}.")
         if dataset == "digits":
             train_size, test_size = None, None

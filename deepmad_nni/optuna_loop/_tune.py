@@ -49,7 +49,8 @@ class TuneResult:
 
         def brief(t):
             a = t.user_attrs
-            return {"trial": t.number, "accuracy": a.get("accuracy"), "flops": a.get("flops"), "params": a.get("params"),
+            return {"trial": t.number, "accuracy": a.get("accuracy"), "flops": a.get("flops"),
+                    "params": a.get("params"),
                     "params_tuned": t.params, "design_key": a.get("design_key"), "design": a.get("design"),
                     "benchmark_key": a.get("evaluation", {}).get("benchmark_key")}
 
