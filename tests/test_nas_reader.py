@@ -134,3 +134,23 @@ def test_unsupported_modules_are_named():
         read_space(MHA(), (1, 3, 8, 8))
     with pytest.raises(ValueError, match="input_size"):
         read_space(get_space("resnet-basic-cifar-small"), (1, 3, 32))
+
+
+def test_inactive_labels_are_canonicalised_and_top_k_distinct(hub):
+    from deepmad_nni.nas.solver import solve_space
+    name, space, desc = hub
+    if name != "MobileNetV3Space":
+        pytest.skip("one hub space is enough")
+    base = {k: m.values[0] for k, m in desc.mutables.items()}
+    base["s1_depth"] = 1
+    other = dict(base, s1_i3_ks=7, s1_i2_exp=6.0)          # blocks 3 and 4 of stage 1 are not built
+    assert desc.canonical(base) == desc.canonical(other)
+    assert desc.canonical(dict(base, s1_depth=4)) != desc.canonical(dict(other, s1_depth=4))
+    result = solve_space(desc, flops=200e6, rho=0.5, top_k=3, time_limit=60, max_evaluations=300, seed=0)
+    again = solve_space(desc, flops=200e6, rho=0.5, top_k=3, time_limit=60, max_evaluations=300, seed=0)
+    assert [d.sample for d in again.designs] == [d.sample for d in result.designs]   # same seed, same result
+    assert result.evaluations == 300
+    keys = {tuple(sorted(desc.canonical(d.sample).items())) for d in result.designs}
+    assert len(result.designs) == 3 and len(keys) == 3
+    assert all(d.flops <= 200e6 and d.effectiveness <= 0.5 for d in result.designs)
+    assert result.bound >= result.designs[0].objective

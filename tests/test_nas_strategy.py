@@ -98,7 +98,7 @@ def test_resume_through_state_dict():
 def test_hub_space_design_within_budget():
     from nni.nas.hub.pytorch import MobileNetV3Space
     space = MobileNetV3Space()
-    strategy = DeepMAD(flops=150e6, params=4e6, rho=0.5, time_limit=2.0, seed=0)
+    strategy = DeepMAD(flops=150e6, params=4e6, rho=0.5, time_limit=60.0, max_evaluations=200, seed=0)
     submitted = _run(strategy, space)
     d = strategy.designs[0]
     assert d.status == "feasible-with-gap" and d.gap >= 0 and d.effectiveness <= 0.5
@@ -125,7 +125,8 @@ def test_sample_json_file(tmp_path):
 def test_bad_input():
     for kwargs, match in [({"rho": 0}, "rho"), ({"rho": -1}, "rho"), ({"flops": "many"}, "flops"),
                           ({"convention": "tinynas"}, "convention"), ({"top_k": 0}, "top_k"),
-                          ({"beta": -1}, "beta"), ({"alpha": ["x"]}, "alpha"), ({"seed": 1.5}, "seed")]:
+                          ({"beta": -1}, "beta"), ({"alpha": ["x"]}, "alpha"), ({"seed": 1.5}, "seed"),
+                          ({"max_evaluations": 0}, "max_evaluations"), ({"input_size": (1, 3)}, "input_size")]:
         with pytest.raises(ValueError, match=match):
             DeepMAD(**kwargs)
     with pytest.raises(TypeError):

@@ -54,7 +54,7 @@ def _full(space, sample: dict) -> dict:
 
 
 def solve_on_space(space, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
-                   top_k=1, seed=None, time_limit=10.0, input_size=None):
+                   top_k=1, seed=None, time_limit=10.0, max_evaluations=None, input_size=None):
     """Solve DeepMAD's program over ``space``; returns (solver result, [DesignRecord]) best first."""
     from .strategy import DesignRecord
     mapping = core_mapping(space)
@@ -78,7 +78,8 @@ def solve_on_space(space, *, flops=None, params=None, rho=None, alpha=None, beta
     from .solver import solve_space
     desc = read_space(space, input_size)
     result = solve_space(desc, flops=flops, params=params, rho=0.5 if rho is None else rho, alpha=alpha, beta=beta,
-                         convention=convention, top_k=top_k, time_limit=time_limit, seed=seed)
+                         convention=convention, top_k=top_k, time_limit=time_limit, seed=seed,
+                         max_evaluations=max_evaluations)
     for d in result.designs:
         sample = _full(space, d.sample)
         key = tuple(sorted(sample.items()))

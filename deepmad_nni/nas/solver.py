@@ -152,8 +152,12 @@ class _Scorer:
 
 
 def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0, convention="official",
-                top_k=1, time_limit=10.0, seed=None, enumerate_limit=20000) -> SpaceResult:
-    """Solve the DeepMAD program over a :class:`~deepmad_nni.nas.reader.SpaceDescription` (see module doc)."""
+                top_k=1, time_limit=10.0, seed=None, enumerate_limit=20000, max_evaluations=None) -> SpaceResult:
+    """Solve the DeepMAD program over a :class:`~deepmad_nni.nas.reader.SpaceDescription` (see module doc).
+
+    The local search stops at ``time_limit`` seconds or after ``max_evaluations`` scored samples (a
+    machine-independent limit: same seed, same result).
+    """
     t0 = time.perf_counter()
     alpha = default_alpha(desc.num_stages) if alpha is None else tuple(alpha)
     if len(alpha) != desc.num_stages:
@@ -180,6 +184,9 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
     rng = random.Random(seed)
     deadline = t0 + time_limit
 
+    def stop():
+        return time.perf_counter() >= deadline or (max_evaluations is not None and score.n >= max_evaluations)
+
     scale = max(abs(bound), 1.0)
 
     def descend(sample, penalty):
@@ -189,11 +196,11 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
             return objective - penalty * scale * excess if excess else objective
         val = value(sample)
         improved = True
-        while improved and time.perf_counter() < deadline:
+        while improved and not stop():
             improved = False
             for label in rng.sample(labels, len(labels)):
                 for v in desc.mutables[label].values:
-                    if v == sample[label]:
+                    if v == sample[label] or stop():
                         continue
                     cand = desc.canonical({**sample, label: v})
                     cv = value(cand)
@@ -213,7 +220,7 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
     # brings it back feasible; every sample visited is scored, and the best feasible ones are kept.
     penalties = (1e3, 0.3, 1e3, 0.1, 1e3, 1.0, 1e3)
     starts = 0
-    while time.perf_counter() < deadline:
+    while not stop():
         designs = score.designs()
         if starts == 0:
             sample = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge

@@ -61,13 +61,14 @@ class DeepMAD(Strategy):
     Parameters (keyword-only): ``flops`` (MACs) and/or ``params`` budgets; ``rho`` the effectiveness bound
     rho_0 (default: the family's, else 0.5); ``alpha`` per-stage entropy weights (default 1, ..., 1, 8);
     ``beta`` weight of the depth penalty Q; ``convention`` ``"official"`` or ``"paper"``; ``top_k``; ``seed``
-    for the local search on large hub spaces; ``time_limit`` seconds for the solver; ``input_size``
+    for the local search on large hub spaces; ``time_limit`` seconds for the solver; ``max_evaluations`` a
+    machine-independent stop for that local search (samples scored); ``input_size``
     (N, C, H, W) for reading hub spaces (default (1, 3, 224, 224)).
     """
 
     def __init__(self, *, flops=None, params=None, rho=None, alpha=None, beta: float = 10.0,
                  convention: str = "official", top_k: int = 1, seed: int | None = None, time_limit: float = 10.0,
-                 input_size=None):
+                 max_evaluations: int | None = None, input_size=None):
         super().__init__()
         self.flops = _positive("flops", flops)
         self.params = _positive("params", params)
@@ -92,6 +93,10 @@ class DeepMAD(Strategy):
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f"seed must be an integer or None, but got {seed!r}.")
         self.time_limit = _positive("time_limit", time_limit, allow_none=False)
+        if max_evaluations is not None and (not isinstance(max_evaluations, int) or isinstance(max_evaluations, bool)
+                                            or max_evaluations < 1):
+            raise ValueError(f"max_evaluations must be a positive integer or None, but got {max_evaluations!r}.")
+        self.max_evaluations = max_evaluations
         if input_size is not None and (len(tuple(input_size)) != 4 or min(input_size) < 1):
             raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size!r}.")
         self.alpha, self.beta, self.convention = alpha, beta_f, convention
@@ -112,7 +117,7 @@ class DeepMAD(Strategy):
         self.result, self.designs = solve_on_space(space, flops=self.flops, params=self.params, rho=self.rho,
                                                    alpha=self.alpha, beta=self.beta, convention=self.convention,
                                                    top_k=self.top_k, seed=self.seed, time_limit=self.time_limit,
-                                                   input_size=self.input_size)
+                                                   max_evaluations=self.max_evaluations, input_size=self.input_size)
         return self.designs
 
     def _run(self) -> None:
