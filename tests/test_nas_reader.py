@@ -154,3 +154,32 @@ def test_inactive_labels_are_canonicalised_and_top_k_distinct(hub):
     assert len(result.designs) == 3 and len(keys) == 3
     assert all(d.flops <= 200e6 and d.effectiveness <= 0.5 for d in result.designs)
     assert result.bound >= result.designs[0].objective
+
+
+def test_sample_dependent_sizes_use_nni_symbolic_shapes():
+    """A kernel choice without 'same' padding changes every later size: NNI's shape inference path."""
+    import nni
+    from nni.nas.nn.pytorch import ModelSpace, MutableBatchNorm2d, MutableConv2d, MutableLinear
+    from torch import nn
+
+    class Valid(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            w, k = nni.choice("w", [8, 16]), nni.choice("k", [3, 5])
+            self.conv1 = MutableConv2d(3, w, k, 1, 0, bias=False)
+            self.bn1 = MutableBatchNorm2d(w)
+            self.conv2 = MutableConv2d(w, 24, 3, 2, 1, bias=False)
+            self.fc = MutableLinear(24, 10)
+
+        def forward(self, x):
+            return self.fc(self.conv2(nn.functional.relu(self.bn1(self.conv1(x)))).mean((2, 3)))
+
+    space = Valid()
+    desc = read_space(space, (1, 3, 16, 16))
+    x = torch.zeros(1, 3, 16, 16)
+    for sample in ({"w": 8, "k": 3}, {"w": 16, "k": 5}):
+        hooked, macs = _hooked_convs(space.freeze(sample), x)
+        read = Counter((lay.c_in(sample), lay.c_out(sample), lay.kernel(sample), lay.groups(sample),
+                        lay.out_hw(sample)) for lay in desc.layers if lay.active(sample))
+        assert read == hooked and desc.cost(sample)[0] == macs
+        assert desc.evaluate(sample).num_layers == 2 and desc.num_stages == 2

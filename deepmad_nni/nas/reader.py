@@ -397,30 +397,25 @@ def read_space(space, input_size=None) -> SpaceDescription:
         raise UnsupportedModuleError("The space has no conv on its main path.")
     _check_stage_order(layers)
 
-    # -- stage ends: input of the next stage's first block; the tensor entering the global pool last ----
+    # -- stage ends: what the next stage's first block reads; for the last stage, what the global pool reads --
     stage_ends = []
-    for (block, node), start in zip(boundaries, starts):
-        if static:  # the next stage's first main conv reads the stage's output
-            stage_ends.append((layers[start].c_in, Term(graph.spatial[node])))
-            continue
-        shape = _shape_in(shapes, block)
-        stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
     last_stage = [lay for lay in layers if lay.role == "main" and lay.stage == len(boundaries)]
-    if static:
-        node = roles.pool_input if roles.pool_input is not None else graph.convs[
-            layers.index(last_stage[-1])].dst
+    if static:  # sizes from the dry run; widths from the convs that read / write the stage's output
+        for (_, node), start in zip(boundaries, starts):
+            stage_ends.append((layers[start].c_in, Term(graph.spatial[node])))
+        node = roles.pool_input if roles.pool_input is not None else graph.convs[layers.index(last_stage[-1])].dst
         stage_ends.append((_LastActive([(lay.conditions, lay.c_out) for lay in reversed(last_stage)]),
                            Term(graph.spatial[node])))
-    last = None if static else roles.pool_input if roles.pool_input is not None else graph.output
-    name = graph.producer.get(last)
-    if static:
-        pass
-    elif name is not None and name in shapes:
-        shape = shapes[name][1]
-        shape = shape[0] if isinstance(shape, tuple) else shape
-    else:  # fall back to the output of the last main conv
-        shape = shapes[[lay for lay in layers if lay.role == "main"][-1].name][1]
-    if not static:
+    else:  # NNI's symbolic shapes of the blocks' inputs and of the pooled tensor's producer
+        for block, _ in boundaries:
+            shape = _shape_in(shapes, block)
+            stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
+        name = graph.producer.get(roles.pool_input if roles.pool_input is not None else graph.output)
+        if name is not None and name in shapes:
+            shape = shapes[name][1]
+            shape = shape[0] if isinstance(shape, tuple) else shape
+        else:
+            shape = shapes[last_stage[-1].name][1]
         stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
 
     # -- depths of the Repeats on the main path ----------------------------------------------------------
