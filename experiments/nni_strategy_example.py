@@ -88,7 +88,7 @@ def main(argv=None):
     from search_spaces import resnet_space
     for which in args.spaces.split(","):
         if which == "mobilenetv3":
-            budget = dict(flops=300e6, params=5e6, rho=0.5, top_k=args.trials, time_limit=3.0, seed=0)
+            budget = dict(flops=300e6, params=5e6, rho=0.5, top_k=args.trials, time_limit=5.0, seed=0)
             run(MobileNetV3Space(), budget, args, "MobileNetV3Space")
         elif which == "resnet":
             budget = dict(flops=150e6, rho=0.3, top_k=args.trials)

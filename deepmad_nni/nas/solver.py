@@ -220,7 +220,7 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
     # brings it back feasible; every sample visited is scored, and the best feasible ones are kept.
     penalties = (1e3, 0.3, 1e3, 0.1, 1e3, 1.0, 1e3)
     starts = 0
-    while not stop():
+    while starts == 0 or not stop():   # the first round (from the cheapest network) always runs
         designs = score.designs()
         if starts == 0:
             sample = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge
