@@ -183,3 +183,17 @@ def test_sample_dependent_sizes_use_nni_symbolic_shapes():
                         lay.out_hw(sample)) for lay in desc.layers if lay.active(sample))
         assert read == hooked and desc.cost(sample)[0] == macs
         assert desc.evaluate(sample).num_layers == 2 and desc.num_stages == 2
+
+
+def test_tiny_time_limit_still_returns_a_checked_design(hub):
+    from deepmad_nni.nas.solver import solve_space
+    name, space, desc = hub
+    if name != "ProxylessNAS":
+        pytest.skip("one hub space is enough")
+    result = solve_space(desc, flops=400e6, rho=0.6, time_limit=1e-3, seed=0)
+    assert result.status == "feasible-with-gap" and result.designs
+    d = result.designs[0]
+    e = desc.evaluate(d.sample)        # re-check what the solver returns
+    assert e.flops == d.flops <= 400e6 and e.effectiveness == d.effectiveness <= 0.6
+    with pytest.raises(ValueError, match="alpha"):
+        solve_space(desc, alpha=(1, 8), time_limit=1e-3)
