@@ -67,8 +67,8 @@ def run(space, budget, args, name):
     for sample in top[:3]:
         print("  ", sample)
     for d in getattr(strategy, "designs", []):
-        print(f"   DeepMAD design: objective {d.objective:.1f}, rho {d.effectiveness:.3f}, FLOPs {d.flops / 1e6:.1f} M, "
-              f"params {d.params / 1e6:.2f} M, status {d.status}, gap {d.gap:.3g}, metric {d.metric}")
+        print(f"   DeepMAD design: objective {d.objective:.1f}, rho {d.effectiveness:.3f}, "
+              f"FLOPs {d.flops / 1e6:.1f} M, params {d.params / 1e6:.2f} M, status {d.status}, gap {d.gap:.3g}, metric {d.metric}")
 
 
 def main(argv=None):

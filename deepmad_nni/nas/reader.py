@@ -302,7 +302,9 @@ class SpaceDescription:
 
 def _args(module, name):
     from nni.nas.nn.pytorch import ParametrizedModule
-    return module.args[name] if isinstance(module, ParametrizedModule) and name in module.args else getattr(module, name)
+    if isinstance(module, ParametrizedModule) and name in module.args:
+        return module.args[name]
+    return getattr(module, name)
 
 
 def _first(v):

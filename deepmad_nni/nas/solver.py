@@ -10,8 +10,8 @@
   (no feasible design found) or ``"infeasible"`` when the smallest FLOPs/params any sample can reach
   (a proven lower bound, per-term minima) already break the budget.  The bound relaxes rho, FLOPs and
   params: each main-path layer contributes at most ``s * log(w_l) * sum_{i >= its stage} alpha_i *
-  max log(r_i^2 c_i)`` (of a LayerChoice, only its best candidate's layers count) and Q >= 1; it is proven but loose, so the gap says how far the search *could* be
-  from the optimum, not how far it is.
+  max log(r_i^2 c_i)`` (of a LayerChoice, only its best candidate's layers count) and Q >= 1; it is proven
+  but loose, so the gap says how far the search *could* be from the optimum, not how far it is.
 
 Samples are scored with the reader (memoised per label subset), never frozen.
 """
