@@ -1,10 +1,13 @@
 """Regret and cost accounting of the comparison, checked on hand-made tables."""
 import math
+import os
 
 import pytest
 
-from deepmad_nni.compare import Budget, Candidate, CostModel, RunRecord, RunStore, summarize
-from deepmad_nni.compare.report import markdown_table, plot_regret, write_csv
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from deepmad_nni.compare import Budget, Candidate, CostModel, RunRecord, RunStore, summarize  # noqa: E402
+from deepmad_nni.compare.report import markdown_table, plot_regret, write_csv  # noqa: E402
 
 
 def test_cost_model_formula_by_hand():
@@ -83,3 +86,12 @@ def test_store_round_trip_and_reports(tmp_path):
     md = markdown_table(rows)
     assert "| t | B | random | 2 | 2.0 | 3.00 |" in md
     assert plot_regret(rows, tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_calibrate_fits_positive_constants_from_real_steps():
+    pytest.importorskip("nni")
+    from deepmad_nni.compare.calibrate import calibrate
+    cm = calibrate(device="cpu", keys=("00000000", "01000000"), steps=1, warmup=0, base=CostModel(batch_size=2))
+    assert cm.gpu_flops > 0 and cm.overhead_s >= 0 and "calibrated on" in cm.source and cm.batch_size == 2
+    with pytest.raises(ValueError, match="steps"):
+        calibrate(steps=0)

@@ -94,3 +94,20 @@ def test_network_of_key_matches_the_benchmark_duplicates(bench):
 def test_strategy_names_checked():
     with pytest.raises(ValueError, match="strategies"):
         S.check_strategies(["random", "bogus"])
+
+
+def test_nni_deepmad_strategy_trains_the_same_designs(problem):
+    """The package's NNI DeepMAD strategy, run through the same harness, trains DeepMAD's top-k in order."""
+    from deepmad_nni.nas.strategy import DeepMAD
+    via_nni = run_nni_strategy(problem, "deepmad-nni", DeepMAD(flops=BUDGET.flops, top_k=6), n_max=6, seed=0)
+    assert [c.arch for c in via_nni.candidates] == [c.arch for c in run_deepmad(problem, n_max=6).candidates]
+
+
+def test_deepmad_optuna_through_harness(problem, bench):
+    pytest.importorskip("optuna")
+    from deepmad_nni.compare.optuna_track import run_deepmad_optuna
+    rec = run_deepmad_optuna(problem, n_max=3, seed=0)
+    assert 1 <= len(rec.candidates) <= 3
+    _check_run(rec, bench, len(rec.candidates))
+    assert len({c.arch for c in rec.candidates}) == len(rec.candidates)  # the loop's cache: no design twice
+    assert rec.candidates[0].arch == run_deepmad(problem, n_max=1).zero_cost_pick.arch  # first trial = defaults

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=float, default=None, help="params budget applied with every FLOPs budget")
     cost = parser.add_argument_group("cost model (benchmark track)")
     cost.add_argument("--gpu-tflops", type=float, default=None, help="effective training TFLOP/s (default 1.0, assumed)")
+    cost.add_argument("--calibrate", action="store_true", help="time real training steps on --device (a GPU) "
+                      "and use the fitted constants instead of the assumed ones")
     cost.add_argument("--overhead-s", type=float, default=None, help="seconds of overhead per epoch (default 5, assumed)")
     train = parser.add_argument_group("training track")
     train.add_argument("--train-size", type=int, default=None, help="training images (default 2000)")
@@ -76,6 +78,11 @@ def run(args) -> int:
         cost["overhead_s"] = args.overhead_s
     if cost:
         cost["source"] = "given on the command line"
+    if args.calibrate:
+        from ..compare.calibrate import calibrate
+        model = calibrate(device=args.device)
+        print(f"Calibrated: {model}")
+        cost = model.to_dict()
     training = {k: v for k, v in (("train_size", args.train_size), ("epochs", args.epochs),
                                   ("resolution", args.resolution), ("device", args.device)) if v is not None}
     result = compare(track=track, out_dir=args.out, benchmark_path=args.benchmark_path,
