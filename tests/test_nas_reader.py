@@ -197,3 +197,15 @@ def test_tiny_time_limit_still_returns_a_checked_design(hub):
     assert e.flops == d.flops <= 400e6 and e.effectiveness == d.effectiveness <= 0.6
     with pytest.raises(ValueError, match="alpha"):
         solve_space(desc, alpha=(1, 8), time_limit=1e-3)
+
+
+def test_hub_costs_equal_nni_profilers_on_the_space(hub):
+    from nni.nas.profiler.pytorch.flops import FlopsProfiler, NumParamsProfiler
+    name, space, desc = hub
+    if name != "MobileNetV3Space":
+        pytest.skip("one hub space is enough")
+    x = torch.zeros(1, 3, 224, 224)
+    flops = FlopsProfiler(space, x, count_normalization=False, count_activation=False, count_bias=False)
+    params = NumParamsProfiler(space, x)
+    for sample in _samples(desc, 3, seed=7):
+        assert desc.cost(sample) == (flops.profile(sample), params.profile(sample))
