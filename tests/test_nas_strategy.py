@@ -1,6 +1,7 @@
 """The DeepMAD NNI strategy: submits the program's optimum, within budget, top_k distinct, resumable."""
 import itertools
 import json
+import os
 import warnings
 
 import pytest
@@ -160,3 +161,31 @@ def test_nas_bench_macro_space_uses_the_core_family():
     submitted = _run(strategy, macro.NasBenchMacroSpace())
     best = solve("nas-bench-macro", params=1.5e6, rho=0.5)
     assert macro.key_of_sample(submitted[0]) == key_of_architecture(best.architecture)
+
+
+@pytest.mark.skipif(os.environ.get("DEEPMAD_SKIP_TS") == "1", reason="DEEPMAD_SKIP_TS=1: no NNI manager run")
+def test_nas_experiment_default_ts_engine(tmp_path, monkeypatch):
+    import socket
+
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path / "nni-config"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = NasExperimentConfig("ts", "simplified", "local")
+    config.experiment_working_directory = str(tmp_path)
+    config.max_trial_number = 2
+    config.trial_concurrency = 1
+    config.training_service.use_active_gpu = False
+    strategy = DeepMAD(flops=150e6, top_k=2)
+    from deepmad_nni.nas.evaluators import report_params   # importable by the trial processes
+    exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(report_params), strategy, config)
+    try:
+        exp.run(port=port)
+        top = exp.export_top_models(top_k=2, formatter="dict")
+    finally:
+        exp.stop()
+    assert sorted(json.dumps(s, sort_keys=True) for s in top) == \
+        sorted(json.dumps(d.sample, sort_keys=True) for d in strategy.designs)
+    assert all(d.metric == float(score(CONFIGS["resnet-basic-cifar-small"].architecture_of_sample(d.sample)).params)
+               for d in strategy.designs)
