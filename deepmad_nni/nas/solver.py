@@ -2,11 +2,12 @@
 
 * Spaces with at most ``enumerate_limit`` label combinations are enumerated: status ``"optimal"`` (or
   ``"infeasible"``) is then proven.
-* Larger spaces get an iterated local search: coordinate ascent over labels on the objective minus a penalty on
-  the relative excess over the limits, alternating loose penalties (to cross the budget's edge) and exact ones
-  (back to feasible), first from the cheapest network, then from random starts and perturbations of the
-  incumbent, until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a feasible design;
-  ``bound`` is a proven upper bound of the objective and ``gap = bound - objective``), ``"limit-reached"``
+* Larger spaces get an iterated local search.  First round: the cheapest network, made feasible, then grown to
+  the budget's edge one label step at a time (best objective gain per added relative cost).  Then coordinate
+  ascent over labels on the objective minus a penalty on the relative excess over the limits, alternating
+  loose penalties (to cross the budget's edge) and exact ones (back to feasible), from the incumbent,
+  perturbations of it and random starts, until ``time_limit``.  Its status is ``"feasible-with-gap"`` (a
+  feasible design; ``bound`` is a proven upper bound of the objective, ``gap = bound - objective``), ``"limit-reached"``
   (no feasible design found) or ``"infeasible"`` when the smallest FLOPs/params any sample can reach
   (a proven lower bound, per-term minima) already break the budget.  The bound relaxes rho, FLOPs and
   params: each main-path layer contributes at most ``s * log(w_l) * sum_{i >= its stage} alpha_i *
@@ -216,6 +217,35 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
             sample = min(options, key=lambda smp: desc.cost(smp))
         return sample
 
+    def grow(sample):
+        """Budget-greedy: repeatedly take the feasible +-1 step of one label with the best objective gain per
+        unit of added (relative) cost, until no step improves."""
+        obj, excess = score(sample)
+        if excess:
+            return sample
+        cost = desc.cost(sample)
+        while not stop():
+            best_step = None
+            for label in labels:
+                vals = desc.mutables[label].values
+                i = vals.index(sample[label])
+                for j in (i - 1, i + 1):
+                    if not 0 <= j < len(vals):
+                        continue
+                    cand = desc.canonical({**sample, label: vals[j]})
+                    c_obj, c_excess = score(cand)
+                    if c_excess or c_obj <= obj:
+                        continue
+                    c_cost = desc.cost(cand)
+                    added = sum((c - b) / lim for c, b, lim in zip(c_cost, cost, (flops, params)) if lim)
+                    ratio = (c_obj - obj) / max(added, 1e-9)
+                    if best_step is None or ratio > best_step[0]:
+                        best_step = (ratio, cand, c_obj, c_cost)
+            if best_step is None:
+                break
+            _, sample, obj, cost = best_step
+        return sample
+
     # Penalties from loose to exact: a loose one lets the ascent cross the budget's edge, an exact one
     # brings it back feasible; every sample visited is scored, and the best feasible ones are kept.
     penalties = (1e3, 0.3, 1e3, 0.1, 1e3, 1.0, 1e3)
@@ -223,7 +253,8 @@ def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0
     while starts == 0 or not stop():   # the first round (from the cheapest network) always runs
         designs = score.designs()
         if starts == 0:
-            sample = smallest()   # grow from the cheapest network: the optimum sits on the budget's edge
+            # from the cheapest network: feasible first (rho), then to the budget's edge by best gain per cost
+            sample = grow(descend(smallest(), 1e3))
         elif not designs or starts % 3 == 0:
             sample = desc.canonical({k: rng.choice(v) for k, v in zip(labels, values)})
         else:  # perturb the incumbent
