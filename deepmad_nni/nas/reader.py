@@ -255,6 +255,16 @@ class SpaceDescription:
         self._totals_cache[tuple(canon.values())] = totals   # same network, same totals
         return canon
 
+    def signature(self, sample: dict) -> tuple:
+        """The network of ``sample``, as data: every active conv's (name, c_in, c_out, kernel, groups) and every
+        active module's (name, FLOPs, params).  Samples with equal signatures build the same network (e.g. two
+        width multipliers rounded to the same width)."""
+        convs = tuple((lay.name, lay.c_in(sample), lay.c_out(sample), lay.kernel(sample), lay.groups(sample))
+                      for lay in self.layers if lay.active(sample))
+        costs = tuple((c.name, c.flops(sample), c.params(sample)) for c in self.costs
+                      if all(cond(sample) for cond in c.conditions))
+        return convs + costs
+
     def cost(self, sample: dict) -> tuple[float, float]:
         flops, params = self._totals(sample)[:2]
         return flops, params

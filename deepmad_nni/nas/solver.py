@@ -122,6 +122,7 @@ class _Scorer:
         self.alpha, self.beta, self.convention, self.top_k = alpha, beta, convention, top_k
         self.seen: dict = {}
         self.heap: list = []
+        self.networks: set = set()   # signatures of the networks in the heap (samples may coincide as networks)
         self.n = 0
 
     def __call__(self, sample: dict):
@@ -139,17 +140,20 @@ class _Scorer:
         feasible = excess <= 1e-12
         out = (e.objective, 0.0 if feasible else excess)
         self.seen[key] = out
-        if feasible:
-            item = (e.objective, -self.n, SpaceDesign(dict(sample), e.entropy, e.effectiveness, e.q, e.objective,
-                                                      e.flops, e.params))
-            if len(self.heap) < self.top_k:
-                heapq.heappush(self.heap, item)
-            elif item[:2] > self.heap[0][:2]:
-                heapq.heapreplace(self.heap, item)
+        if feasible and (len(self.heap) < self.top_k or (e.objective, -self.n) > self.heap[0][:2]):
+            signature = self.desc.signature(sample)
+            if signature not in self.networks:
+                item = (e.objective, -self.n, SpaceDesign(dict(sample), e.entropy, e.effectiveness, e.q,
+                                                          e.objective, e.flops, e.params), signature)
+                self.networks.add(signature)
+                if len(self.heap) < self.top_k:
+                    heapq.heappush(self.heap, item)
+                else:
+                    self.networks.discard(heapq.heapreplace(self.heap, item)[3])
         return out
 
     def designs(self):
-        return [d for _, _, d in sorted(self.heap, key=lambda t: (-t[0], -t[1]))]
+        return [t[2] for t in sorted(self.heap, key=lambda t: (-t[0], -t[1]))]
 
 
 def solve_space(desc, *, flops=None, params=None, rho=0.5, alpha=None, beta=10.0, convention="official",
