@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark-path", default=None, help="nas-bench-macro_cifar10.json (or its folder)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT}); "
                         "finished runs in it are kept and skipped when the command is run again")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing; rewrite the CSV/markdown/PNG from the runs already in --out")
     parser.add_argument("--strategies", default=None,
                         help="comma list of deepmad, deepmad-optuna, random, grid, evolution, tpe, rl (default: all; "
                         f"training track: {SMALL_TRAINING_STRATEGIES})")
@@ -88,7 +90,8 @@ def run(args) -> int:
     result = compare(track=track, out_dir=args.out, benchmark_path=args.benchmark_path,
                      strategies=strategies.split(",") if strategies else None, budgets=budgets,
                      seeds=args.seeds if args.seeds is not None else small["seeds"],
-                     ns=_ints(args.ns or small["ns"], "--ns"), cost_model=CostModel(**cost), training=training)
+                     ns=_ints(args.ns or small["ns"], "--ns"), cost_model=CostModel(**cost), training=training,
+                     report_only=args.report_only)
     print(Path(result["markdown"]).read_text())
     print(f"Wrote {result['csv']}, {result['markdown']}, {result['plot']} and runs.jsonl in {Path(args.out).resolve()}")
     return 0

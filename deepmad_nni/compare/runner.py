@@ -73,12 +73,14 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strategies=None, budgets=None,
             seeds=10, ns=(10, 30, 100), benchmark_path=None, cost_model: CostModel | None = None,
-            optuna: dict | None = None, training: dict | None = None, progress=None) -> dict:
+            optuna: dict | None = None, training: dict | None = None, progress=None,
+            report_only: bool = False) -> dict:
     """Run the comparison; return ``{"rows": [...], "csv": path, "markdown": path, "plot": path, "skipped": [...]}``.
 
     ``strategies``: names from :data:`strategies.ALL` (default: all).  ``budgets``: :class:`Budget` list
     (default: the track's).  ``seeds``: a count or a list.  ``ns``: numbers of trained candidates at which
     each strategy is read.  ``training``: the Fashion-MNIST track's settings (see ``DEFAULT_TRAINING``).
+    ``report_only``: run nothing; write the reports from the runs already in ``out_dir``.
     """
     if track not in TRACKS:
         raise ValueError(f"track must be one of {list(TRACKS)}, but got {track!r}.")
@@ -110,6 +112,8 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
         tag = f"[{i}/{len(jobs)}] {problem.track} budget={problem.budget.name} {name} seed={seed}"
         if key in store:
             say(f"{tag}: done before, skipped")
+            continue
+        if report_only:
             continue
         t0 = time.perf_counter()
         record = _run(problem, name, seed, n_max, optuna)
