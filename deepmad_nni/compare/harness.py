@@ -91,11 +91,15 @@ def run_nni_strategy(problem, name: str, strategy, *, n_max: int, seed: int) -> 
     space = SimplifiedModelSpace.from_model(problem.space, _harness_evaluator(problem, clock, trained))
     engine = SequentialExecutionEngine(max_model_count=n_max)
     note = ""
-    logging.getLogger("nni").setLevel(logging.ERROR)
+    nni_logger = logging.getLogger("nni")
+    level = nni_logger.level
+    nni_logger.setLevel(logging.ERROR)  # NNI logs every filtered sample and every model otherwise
     try:
         Chain(strategy, Filter(within_budget))(space, engine)
     except Exception as err:  # a strategy that breaks is reported with what it trained before, not hidden
         note = f"stopped by {type(err).__name__}: {err}"
+    finally:
+        nni_logger.setLevel(level)
     if len(trained) < n_max and not note:
         note = f"strategy stopped after {len(trained)} trained candidates"
     return RunRecord(problem.track, name, problem.budget.name, seed, n_max, problem.reference_accuracy,
