@@ -8,6 +8,7 @@ The evaluator is the problem's: a benchmark lookup or real training, the same fo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -34,6 +35,18 @@ class Budget:
 
     def admits(self, flops: float, params: float) -> bool:
         return (self.flops is None or flops <= self.flops) and (self.params is None or params <= self.params)
+
+
+@contextlib.contextmanager
+def quiet_nni():
+    """NNI logs every filtered sample, every model and every tuner seed at INFO: keep only errors meanwhile."""
+    logger = logging.getLogger("nni")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _Clock:
@@ -91,15 +104,11 @@ def run_nni_strategy(problem, name: str, strategy, *, n_max: int, seed: int) -> 
     space = SimplifiedModelSpace.from_model(problem.space, _harness_evaluator(problem, clock, trained))
     engine = SequentialExecutionEngine(max_model_count=n_max)
     note = ""
-    nni_logger = logging.getLogger("nni")
-    level = nni_logger.level
-    nni_logger.setLevel(logging.ERROR)  # NNI logs every filtered sample and every model otherwise
-    try:
-        Chain(strategy, Filter(within_budget))(space, engine)
-    except Exception as err:  # a strategy that breaks is reported with what it trained before, not hidden
-        note = f"stopped by {type(err).__name__}: {err}"
-    finally:
-        nni_logger.setLevel(level)
+    with quiet_nni():
+        try:
+            Chain(strategy, Filter(within_budget))(space, engine)
+        except Exception as err:  # a strategy that breaks is reported with what it trained before, not hidden
+            note = f"stopped by {type(err).__name__}: {err}"
     if len(trained) < n_max and not note:
         note = f"strategy stopped after {len(trained)} trained candidates"
     return RunRecord(problem.track, name, problem.budget.name, seed, n_max, problem.reference_accuracy,

@@ -153,7 +153,10 @@ def _run(problem, name, seed, n_max, optuna):
     if name == S.DEEPMAD_OPTUNA:
         from .optuna_track import run_deepmad_optuna
         return run_deepmad_optuna(problem, n_max=n_max, seed=seed, **optuna)
-    return run_nni_strategy(problem, name, S.NNI_STRATEGIES[name](seed), n_max=n_max, seed=seed)
+    from .harness import quiet_nni
+    with quiet_nni():
+        strategy = S.NNI_STRATEGIES[name](seed)
+    return run_nni_strategy(problem, name, strategy, n_max=n_max, seed=seed)
 
 
 def _header(track, cost_model, training, problems, skipped) -> str:
