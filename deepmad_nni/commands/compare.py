@@ -16,7 +16,7 @@ SMALL_TRAINING_STRATEGIES = "deepmad,random,evolution,tpe"
 
 def _ints(text: str, name: str) -> list[int]:
     try:
-        values = [int(float(v)) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ValueError(f"{name} must be comma-separated integers, but got {text!r}.") from None
     return values
@@ -48,10 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the track's)")
     parser.add_argument("--params", type=float, default=None, help="params budget applied with every FLOPs budget")
     cost = parser.add_argument_group("cost model (benchmark track)")
-    cost.add_argument("--gpu-tflops", type=float, default=None, help="effective training TFLOP/s (default 1.0, assumed)")
+    cost.add_argument("--gpu-tflops", type=float, default=None,
+                      help="effective training TFLOP/s (default 1.0, assumed)")
     cost.add_argument("--calibrate", action="store_true", help="time real training steps on --device (a GPU) "
                       "and use the fitted constants instead of the assumed ones")
-    cost.add_argument("--overhead-s", type=float, default=None, help="seconds of overhead per epoch (default 5, assumed)")
+    cost.add_argument("--overhead-s", type=float, default=None,
+                      help="seconds of overhead per epoch (default 5, assumed)")
     train = parser.add_argument_group("training track")
     train.add_argument("--train-size", type=int, default=None, help="training images (default 2000)")
     train.add_argument("--epochs", type=int, default=None, help="epochs per candidate (default 3)")

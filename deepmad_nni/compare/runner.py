@@ -119,8 +119,9 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
         record = _run(problem, name, seed, n_max, optuna)
         store.add(record)
         last = record.at(len(record.candidates)) if record.candidates else record.at(0)
+        note = f"; {record.note}" if record.note and name != S.DEEPMAD else ""
         say(f"{tag}: trained {len(record.candidates)} (rejected {record.rejected}), best {last['accuracy']:.2f}% "
-            f"(regret {last['regret']:.2f}) in {time.perf_counter() - t0:.1f} s{'; ' + record.note if record.note and name != S.DEEPMAD else ''}")
+            f"(regret {last['regret']:.2f}) in {time.perf_counter() - t0:.1f} s{note}")
     records = [r for r in store.records.values() if r.track == track and r.n_max == n_max]
     points = {name: ([0] + ns if name == S.DEEPMAD else ns) for name in S.ALL}
     rows = summarize(records, points)
