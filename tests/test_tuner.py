@@ -160,3 +160,14 @@ def test_comparison_summary_picks_best_by_validation_and_splits_device_hours():
     assert row["best_accuracy"] == 0.9 and row["best_flops"] == 99 and row["cpu_hours"] == 0.5
     assert row["gpu_hours"] == 1.0 and row["trials"] == 3 and row["succeeded"] == 2 and row["tuner"] == "TPE"
     assert "| TPE | DONE | 3 | 2 | 0.9 |" in mod.markdown([row], "note")
+
+
+def test_unregistered_use_through_code_directory_and_class_name():
+    from pathlib import Path
+    from nni.tools.package_utils import create_customized_class_instance
+    tuner = create_customized_class_instance({
+        "codeDirectory": str(Path(__file__).resolve().parents[1]), "className": "deepmad_nni.tuner.DeepMADTuner",
+        "classArgs": {"family": "mbv2-se-cifar", "flops": 300_000, "rho": 0.9, "top_k": 2, **OVERRIDES}})
+    assert isinstance(tuner, DeepMADTuner)
+    tuner.update_search_space(small_space())
+    assert set(tuner.generate_parameters(0)) == set(small_space())

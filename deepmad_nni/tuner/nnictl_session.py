@@ -138,9 +138,9 @@ class NnictlSession:
 
     def close(self) -> None:
         """Stop the session's experiments, then kill what still runs with the session's HOME (by pid)."""
-        for exp_id in list(self.experiments):
+        for args in [(exp_id,) for exp_id in self.experiments] + [("--all",)]:  # --all: this HOME's registry only
             try:
-                self.stop(exp_id)
+                self.nnictl("stop", *args, check=False)
             except Exception:  # noqa: BLE001 - keep cleaning up
                 pass
         deadline = time.monotonic() + 10

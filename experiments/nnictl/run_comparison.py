@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"--tuners must be some of {list(TUNERS)}, but got {bad}")
     rows = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so the session below stops NNI
     with NnictlSession(out) as session:
         session.register()
         for name in names:
