@@ -1,4 +1,5 @@
 """The model-space reader: exact on the package's spaces (core oracle), correct on NNI hub spaces (hooks oracle)."""
+import functools
 import random
 import warnings
 from collections import Counter
@@ -56,11 +57,17 @@ def _hooked_convs(model, x):
     return Counter(seen), macs[0]
 
 
+@functools.lru_cache(maxsize=None)
+def load_hub(name):
+    """A hub space and its reading, built once per test session."""
+    import nni.nas.hub.pytorch as hub
+    space = getattr(hub, name)()
+    return name, space, read_space(space, (1, 3, 224, 224))
+
+
 @pytest.fixture(scope="module", params=["MobileNetV3Space", "ProxylessNAS", "ShuffleNetSpace"])
 def hub(request):
-    import nni.nas.hub.pytorch as hub
-    space = getattr(hub, request.param)()
-    return request.param, space, read_space(space, (1, 3, 224, 224))
+    return load_hub(request.param)
 
 
 def test_hub_space_read_matches_hooks(hub):
@@ -136,11 +143,9 @@ def test_unsupported_modules_are_named():
         read_space(get_space("resnet-basic-cifar-small"), (1, 3, 32))
 
 
-def test_inactive_labels_are_canonicalised_and_top_k_distinct(hub):
+def test_inactive_labels_are_canonicalised_and_top_k_distinct():
     from deepmad_nni.nas.solver import solve_space
-    name, space, desc = hub
-    if name != "MobileNetV3Space":
-        pytest.skip("one hub space is enough")
+    name, space, desc = load_hub("MobileNetV3Space")
     base = {k: m.values[0] for k, m in desc.mutables.items()}
     base["s1_depth"] = 1
     other = dict(base, s1_i3_ks=7, s1_i2_exp=6.0)          # blocks 3 and 4 of stage 1 are not built
@@ -185,11 +190,9 @@ def test_sample_dependent_sizes_use_nni_symbolic_shapes():
         assert desc.evaluate(sample).num_layers == 2 and desc.num_stages == 2
 
 
-def test_tiny_time_limit_still_returns_a_checked_design(hub):
+def test_tiny_time_limit_still_returns_a_checked_design():
     from deepmad_nni.nas.solver import solve_space
-    name, space, desc = hub
-    if name != "ProxylessNAS":
-        pytest.skip("one hub space is enough")
+    name, space, desc = load_hub("ProxylessNAS")
     result = solve_space(desc, flops=400e6, rho=0.6, time_limit=1e-3, seed=0)
     assert result.status == "feasible-with-gap" and result.designs
     d = result.designs[0]
@@ -199,11 +202,9 @@ def test_tiny_time_limit_still_returns_a_checked_design(hub):
         solve_space(desc, alpha=(1, 8), time_limit=1e-3)
 
 
-def test_hub_costs_equal_nni_profilers_on_the_space(hub):
+def test_hub_costs_equal_nni_profilers_on_the_space():
     from nni.nas.profiler.pytorch.flops import FlopsProfiler, NumParamsProfiler
-    name, space, desc = hub
-    if name != "MobileNetV3Space":
-        pytest.skip("one hub space is enough")
+    name, space, desc = load_hub("MobileNetV3Space")
     x = torch.zeros(1, 3, 224, 224)
     flops = FlopsProfiler(space, x, count_normalization=False, count_activation=False, count_bias=False)
     params = NumParamsProfiler(space, x)

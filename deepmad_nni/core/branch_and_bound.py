@@ -219,7 +219,8 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     """Branch and bound (module docstring).
 
     With ``heuristic_share`` > 0, evolution (the official search: ``evaluations`` candidates, at most 7/8 of
-    that share of ``time_limit``, stopping after 200 generations without progress) and then the box search
+    that share of ``time_limit``; in families of at most 10^6 designs it stops after 200 generations
+    without progress) and then the box search
     of core/neighbourhood.py (until that share of ``time_limit`` is spent) supply the incumbents before the
     exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
     objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
@@ -237,8 +238,9 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     relax = _Relaxation(program, slots).resize(12)
     evaluated, lns_note = 0, ""
     if heuristic_share > 0:
+        patience = None if fam.size() > 10**6 else 200   # small families: stop once evolution stalls
         evo = evolve(program, evaluations=evaluations, time_limit=7 / 8 * heuristic_share * time_limit,
-                     slots=slots, seed=seed, patience=200)
+                     slots=slots, seed=seed, patience=patience)
         best.offer(*evo.population)
         evaluated = evo.evaluations
         say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
