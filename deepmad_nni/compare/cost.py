@@ -17,18 +17,9 @@ fp32 on a V100-class GPU.  ``calibrate`` measures both constants on the device a
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
-
-def _positive(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, but got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, but got {value!r}.")
-    return v
+from ..core.program import positive_number
 
 
 @dataclass(frozen=True)
@@ -45,13 +36,13 @@ class CostModel:
 
     def __post_init__(self):
         for name in ("epochs", "train_images", "test_images", "batch_size", "gpu_flops"):
-            _positive(name, getattr(self, name))
+            positive_number(name, getattr(self, name), allow_none=False)
         if not (isinstance(self.overhead_s, (int, float)) and self.overhead_s >= 0):
             raise ValueError(f"overhead_s must be a non-negative number of seconds, but got {self.overhead_s!r}.")
 
     def flops_per_epoch(self, macs: float) -> float:
         """Training + evaluation FLOPs of one epoch (2 FLOPs per MAC; backward = 2x forward)."""
-        return 2.0 * _positive("macs", macs) * (3 * self.train_images + self.test_images)
+        return 2.0 * positive_number("macs", macs, allow_none=False) * (3 * self.train_images + self.test_images)
 
     def gpu_seconds(self, macs: float) -> float:
         return self.epochs * (self.overhead_s + self.flops_per_epoch(macs) / self.gpu_flops)

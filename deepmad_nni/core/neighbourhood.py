@@ -39,9 +39,12 @@ def box_family(family: Family, choices, radius: int = 1, depth_radius: int = 2) 
                   family.max_width_ratio, family.mid_min_ratio, default_rho=family.default_rho)
 
 
-def improve(program: Program, design: Design, *, deadline: float, box_time: float) -> Improvement:
+def improve(program: Program, design: Design, *, deadline: float, box_time: float,
+            box_nodes: int = 20_000) -> Improvement:
     """Re-centre the box on each better design; when a box brings nothing, widen it once (two grid steps)
-    and stop when that brings nothing either, or when the deadline passes."""
+    and stop when that brings nothing either, or when the deadline passes.  Each box is searched for at
+    most ``box_nodes`` nodes (so that, with time to spare, the same input gives the same result) and
+    ``box_time`` seconds."""
     from .branch_and_bound import solve_branch_and_bound
     out = Improvement()
     current, radius = design, 1
@@ -50,6 +53,7 @@ def improve(program: Program, design: Design, *, deadline: float, box_time: floa
         sub = Program.create(box, flops=program.flops, params=program.params, rho=program.rho, alpha=program.alpha,
                              beta=program.beta, convention=program.convention)
         res = solve_branch_and_bound(sub, heuristic_share=0.0, floor=current.score.objective,
+                                     node_limit=radius * box_nodes,
                                      time_limit=min(radius * box_time, deadline - time.perf_counter()))
         out.boxes += 1
         if res.designs and res.objective > current.score.objective:

@@ -12,7 +12,9 @@ from .family import Family
 from .score import CONVENTIONS, Score, default_alpha, score
 
 
-def _positive(name: str, value, *, allow_none: bool = True):
+def positive_number(name: str, value, *, allow_none: bool = True):
+    """``value`` as a positive finite float (``None`` passes when ``allow_none``); a ValueError naming
+    ``name`` otherwise.  The one check for user-given budgets, bounds and limits across the package."""
     if value is None and allow_none:
         return None
     try:
@@ -41,9 +43,9 @@ class Program:
                convention: str = "official") -> "Program":
         if not isinstance(family, Family):
             raise TypeError(f"family must be a Family, but got {type(family).__name__}.")
-        flops = _positive("flops", flops)
-        params = _positive("params", params)
-        rho = _positive("rho", family.default_rho if rho is None else rho, allow_none=False)
+        flops = positive_number("flops", flops)
+        params = positive_number("params", params)
+        rho = positive_number("rho", family.default_rho if rho is None else rho, allow_none=False)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
         try:

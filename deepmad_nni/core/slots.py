@@ -104,7 +104,7 @@ class BatchScorer:
         return np.stack([sl.widths[sl.co[combos[:, j]]] for j, sl in enumerate(self.slots)], axis=1)
 
     def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
-        p, fam = self.program, self.program.family
+        p, _fam = self.program, self.program.family
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
         parts = [totals(sl, combos[:, j], depths[:, j]) for j, sl in enumerate(self.slots)]
         t, nl, f, pa = (np.stack([x[i] for x in parts], axis=1) for i in range(4))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .bruteforce import solve_enumerate
-from .family import Family
 from .presets import get_family
 from .program import Program
 from .branch_and_bound import solve_branch_and_bound

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 from nni.nas.strategy import Strategy
 
+from deepmad_nni.core.program import positive_number
 from deepmad_nni.core.score import CONVENTIONS
 
 _logger = logging.getLogger(__name__)
@@ -43,18 +44,6 @@ class DesignRecord:
     metric: float | None = None
 
 
-def _positive(name, value, allow_none=True):
-    if value is None and allow_none:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, but got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, but got {value!r}.")
-    return v
-
-
 class DeepMAD(Strategy):
     """Solve DeepMAD's program over the model space and submit the ``top_k`` distinct best designs.
 
@@ -70,9 +59,9 @@ class DeepMAD(Strategy):
                  convention: str = "official", top_k: int = 1, seed: int | None = None, time_limit: float = 10.0,
                  max_evaluations: int | None = None, input_size=None):
         super().__init__()
-        self.flops = _positive("flops", flops)
-        self.params = _positive("params", params)
-        self.rho = _positive("rho", rho)
+        self.flops = positive_number("flops", flops)
+        self.params = positive_number("params", params)
+        self.rho = positive_number("rho", rho)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
         try:
@@ -92,7 +81,7 @@ class DeepMAD(Strategy):
             raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f"seed must be an integer or None, but got {seed!r}.")
-        self.time_limit = _positive("time_limit", time_limit, allow_none=False)
+        self.time_limit = positive_number("time_limit", time_limit, allow_none=False)
         if max_evaluations is not None and (not isinstance(max_evaluations, int) or isinstance(max_evaluations, bool)
                                             or max_evaluations < 1):
             raise ValueError(f"max_evaluations must be a positive integer or None, but got {max_evaluations!r}.")

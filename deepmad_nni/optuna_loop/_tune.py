@@ -1,12 +1,11 @@
 """``tune(...)``: the Optuna study around the DeepMAD solver (storage, sampler, pruner, progress, plots)."""
 from __future__ import annotations
 
-import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.program import positive_number
 from ._space import SearchRanges
 
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -76,18 +75,6 @@ class TuneResult:
         a = best.user_attrs
         return architecture_of(a["design"], resolution=a["resolution"], in_channels=a.get("in_channels", 3),
                                num_classes=self.study.user_attrs[META_ATTR]["num_classes"])
-
-
-def _budget(name, value):
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number or None, but got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number or None, but got {value!r}.")
-    return v
 
 
 def make_storage(storage, out_dir, *, heartbeat_interval: int | None = 10):
@@ -220,7 +207,7 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
     fam = get_family(family) if isinstance(family, str) else family
     if not isinstance(fam, Family):
         raise ValueError(f"family must be a family name or a Family, but got {type(family).__name__}.")
-    flops, params = _budget("flops", flops), _budget("params", params)
+    flops, params = positive_number("flops", flops), positive_number("params", params)
     ranges = SearchRanges() if ranges is None else ranges
     if not isinstance(ranges, SearchRanges):
         raise ValueError(f"ranges must be a SearchRanges, but got {type(ranges).__name__}.")

@@ -95,7 +95,7 @@ class NnictlSession:
     def create(self, config, *, port=None) -> str:
         """``nnictl create``; returns the experiment id."""
         port = port or free_port()
-        proc = self.nnictl("create", "--config", config, "--port", port)
+        self.nnictl("create", "--config", config, "--port", port)
         exp_id = self._rest(port, "experiment")["id"]
         self.experiments[exp_id] = port
         return exp_id
