@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing; rewrite the CSV/markdown/PNG from the runs already in --out")
     parser.add_argument("--strategies", default=None,
-                        help="comma list of deepmad, deepmad-optuna, random, grid, evolution, tpe, rl (default: all; "
-                        f"training track: {SMALL_TRAINING_STRATEGIES})")
+                        help="comma list of deepmad, deepmad-optuna, random, grid, evolution, tpe, rl and, on the "
+                        "training track, the one-shot darts, gumbel-darts, random-oneshot (default: all but the "
+                        f"one-shot ones; training track: {SMALL_TRAINING_STRATEGIES})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per sampling strategy (small default: "
                         "3 on the benchmark, 1 on training)")
     parser.add_argument("--ns", default=None, help="comma list of trained-candidate counts N (small default: "
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cost.add_argument("--overhead-s", type=float, default=None,
                       help="seconds of overhead per epoch (default 5, assumed)")
     train = parser.add_argument_group("training track")
+    train.add_argument("--space", default=None, help="nas-bench-macro (default) or a CIFAR-scale package space: "
+                       "resnet-basic-cifar-small, resnet-bottleneck-cifar-small, mbconv-se-cifar-small, "
+                       "resnet-basic-cifar, resnet-bottleneck-cifar, mbconv-cifar, mbconv-se-cifar")
     train.add_argument("--train-size", type=int, default=None, help="training images (default 2000)")
     train.add_argument("--epochs", type=int, default=None, help="epochs per candidate (default 3)")
     train.add_argument("--resolution", type=int, default=None, help="image side (default 14)")
@@ -88,7 +92,8 @@ def run(args) -> int:
         print(f"Calibrated: {model}")
         cost = model.to_dict()
     training = {k: v for k, v in (("train_size", args.train_size), ("epochs", args.epochs),
-                                  ("resolution", args.resolution), ("device", args.device)) if v is not None}
+                                  ("resolution", args.resolution), ("device", args.device), ("space", args.space))
+                if v is not None}
     result = compare(track=track, out_dir=args.out, benchmark_path=args.benchmark_path,
                      strategies=strategies.split(",") if strategies else None, budgets=budgets,
                      seeds=args.seeds if args.seeds is not None else small["seeds"],

@@ -27,6 +27,8 @@ def optuna_unavailable() -> str:
 
 
 def _family(problem):
+    if hasattr(problem, "deepmad_family"):
+        return problem.deepmad_family()
     from ..core import get_family
     fam = get_family("nas-bench-macro")
     data = getattr(problem, "data", None)
@@ -45,7 +47,9 @@ def run_deepmad_optuna(problem, *, n_max: int, seed: int, sampler: str = "tpe") 
     t0 = time.perf_counter()
 
     def evaluate(architecture):
-        return _evaluate(problem, sample_of_key(key_of_architecture(architecture)), clock, trained).accuracy
+        sample = (problem.sample_of_architecture(architecture) if hasattr(problem, "sample_of_architecture")
+                  else sample_of_key(key_of_architecture(architecture)))
+        return _evaluate(problem, sample, clock, trained).accuracy
 
     result = tune(_family(problem), flops=problem.budget.flops, params=problem.budget.params, evaluator=evaluate,
                   n_trials=TRIALS_PER_EVALUATION * n_max, max_evaluations=n_max, sampler=sampler, pruner="none",

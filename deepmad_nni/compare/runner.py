@@ -50,12 +50,14 @@ def _problems(track, budgets, *, benchmark_path, cost_model, training):
         bench = NasBenchMacro(path)
         return [BenchmarkProblem(bench, b, cost_model) for b in (budgets or DEFAULT_BUDGETS)]
     from ..data import load_dataset
-    from .train_track import TrainingProblem, median_flops
+    from .train_track import MACRO, TrainingProblem, space_median_flops
     t = dict(training)
+    t.setdefault("space", MACRO)
     data = load_dataset("fashion-mnist", train_size=t.pop("train_size"), test_size=t.pop("test_size"),
                         resolution=t.pop("resolution"), val_fraction=t.pop("val_fraction"), seed=t["seed"])
     if not budgets:
-        budgets = [Budget(f"{median_flops(data.resolution) / 1e6:.1f}M (median)", flops=median_flops(data.resolution))]
+        median = space_median_flops(t["space"], data)
+        budgets = [Budget(f"{median / 1e6:.1f}M (median)", flops=median)]
     return [TrainingProblem(b, data=data, **t) for b in budgets]
 
 
@@ -88,6 +90,8 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
     ns, seeds = _check_ns(ns), _check_seeds(seeds)
     cost_model = cost_model or CostModel()
     training = {**DEFAULT_TRAINING, **(training or {})}
+    if training.get("space") == "nas-bench-macro":
+        del training["space"]  # the default space is implied (folders written before --space existed resume)
     optuna = {**DEFAULT_OPTUNA, **(optuna or {})}
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(out_dir)
@@ -123,7 +127,7 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
         say(f"{tag}: trained {len(record.candidates)} (rejected {record.rejected}), best {last['accuracy']:.2f}% "
             f"(regret {last['regret']:.2f}) in {time.perf_counter() - t0:.1f} s{note}")
     records = [r for r in store.records.values() if r.track == track and r.n_max == n_max]
-    points = {name: ([0] + ns if name == S.DEEPMAD else ns) for name in S.ALL}
+    points = {name: ([0] + ns if name == S.DEEPMAD else [1] if name in S.ONESHOT else ns) for name in S.KNOWN}
     rows = summarize(records, points)
     paths = {"csv": write_csv(rows, out / "compare.csv"), "plot": plot_regret(rows, out / "regret_vs_gpu_hours.png")}
     md = out / "compare.md"
@@ -137,10 +141,13 @@ DEFAULT_OPTUNA = {"sampler": "tpe"}
 
 
 def _unavailable(name, problem) -> str:
+    if name in S.ONESHOT:
+        from .oneshot import oneshot_unavailable
+        return oneshot_unavailable(name, problem)
     if name == "rl":
         ok, why = S.rl_available()
         return "" if ok else why
-    if name == "grid" and 3 ** 8 > GRID_MAX:
+    if name == "grid" and getattr(problem, "space_size", 3 ** 8) > GRID_MAX:
         return f"GridSearch skipped: the space has more than {GRID_MAX} samples."
     if name == S.DEEPMAD_OPTUNA:
         from .optuna_track import optuna_unavailable
@@ -154,6 +161,9 @@ def _run(problem, name, seed, n_max, optuna):
     if name == S.DEEPMAD_OPTUNA:
         from .optuna_track import run_deepmad_optuna
         return run_deepmad_optuna(problem, n_max=n_max, seed=seed, **optuna)
+    if name in S.ONESHOT:
+        from .oneshot import run_oneshot
+        return run_oneshot(problem, name, n_max=n_max, seed=seed)
     from .harness import quiet_nni
     with quiet_nni():
         strategy = S.NNI_STRATEGIES[name](seed)
@@ -166,11 +176,14 @@ def _header(track, cost_model, training, problems, skipped) -> str:
         lines += [f"Cost model: {cost_model.to_dict()}.", "Accuracy: NAS-Bench-Macro mean test accuracy (3 seeds).",
                   "Reference of regret: best accuracy within the budget in the whole table."]
     else:
-        lines += [f"Training: {training}; device: {problems[0].device}; GPU-h column = measured device-hours.",
+        lines += [f"Training: {training}; space: {problems[0].space_name}; device: {problems[0].device}; "
+                  "GPU-h column = measured device-hours.",
                   "Reference of regret: best accuracy any run measured in that budget."]
     lines += ["N counts trained candidates within the budget; samples rejected by the FLOPs filter are not "
               "trained and not counted (their CPU time is in the CPU-s column).",
               "DeepMAD N=0: its top-1 design, nothing trained during the search (the pick's own training is "
-              "the final training every method needs).", ""]
+              "the final training every method needs).",
+              "One-shot (darts, gumbel-darts, random-oneshot) N=1: the one trained candidate is the supernet (its "
+              "measured training time is the search GPU-h); the exported network is then trained like any pick.", ""]
     lines += [f"Skipped: {s}" for s in skipped] + ([""] if skipped else [])
     return "\n".join(lines) + "\n"

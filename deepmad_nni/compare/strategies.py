@@ -11,7 +11,9 @@ import random
 DEEPMAD = "deepmad"            # top-1 with 0 trained candidates, then top-k (k = N) evaluated
 DEEPMAD_OPTUNA = "deepmad-optuna"  # DeepMAD's rho/beta tuned by the Optuna loop, N trained candidates
 NNI_NAMES = ("random", "grid", "evolution", "tpe", "rl")
-ALL = (DEEPMAD, DEEPMAD_OPTUNA) + NNI_NAMES
+ALL = (DEEPMAD, DEEPMAD_OPTUNA) + NNI_NAMES  # the default list (no one-shot: see ONESHOT)
+ONESHOT = ("darts", "gumbel-darts", "random-oneshot")  # training track only, chosen with --strategies
+KNOWN = ALL + ONESHOT
 RL_REQUIREMENT = "tianshou==0.5.1 and gym (pip install 'tianshou==0.5.1' gym)"
 
 
@@ -96,7 +98,7 @@ SETTINGS = {
 
 def check_strategies(names) -> list[str]:
     names = list(names)
-    unknown = [n for n in names if n not in ALL]
+    unknown = [n for n in names if n not in KNOWN]
     if unknown or not names:
-        raise ValueError(f"strategies must be a non-empty list of {list(ALL)}, but got {names!r}.")
+        raise ValueError(f"strategies must be a non-empty list of {list(KNOWN)}, but got {names!r}.")
     return names

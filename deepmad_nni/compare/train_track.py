@@ -1,6 +1,7 @@
-"""Track (b): real training on Fashion-MNIST.  The space is the CIFAR-scale NAS-Bench-Macro space (1 input
-channel, ``resolution`` x ``resolution`` images); each query trains a fresh network on a small subset and
-returns its validation accuracy (%); its cost is the measured wall time on the device used."""
+"""Track (b): real training on Fashion-MNIST.  The space is the CIFAR-scale NAS-Bench-Macro space (default;
+1 input channel, ``resolution`` x ``resolution`` images) or one of the package's CIFAR-scale spaces
+(``space=``, see :mod:`.train_spaces`); each query trains a fresh network on a small subset and returns its
+validation accuracy (%); its cost is the measured wall time on the device used."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +12,7 @@ from .harness import Budget
 from .records import Candidate
 
 TRACK = "fashion-mnist"
+MACRO = "nas-bench-macro"
 
 
 @lru_cache(maxsize=2)
@@ -44,17 +46,39 @@ class TrainingProblem:
     track = TRACK
 
     def __init__(self, budget: Budget, *, data, epochs: int = 1, batch_size: int = 128, lr: float = 0.05,
-                 device=None, seed: int = 0):
+                 device=None, seed: int = 0, space: str = MACRO):
         from ..training import device_name, resolve_device
         self.budget, self.data, self.epochs, self.batch_size, self.lr, self.seed = (
             budget, data, epochs, batch_size, lr, seed)
-        self.resolution = data.resolution
-        self.space, self._flops, self._params = _space_and_profilers(self.resolution)
+        self.resolution, self.space_name, self._package = data.resolution, space, None
+        if space == MACRO:
+            self.space, self._flops, self._params = _space_and_profilers(self.resolution)
+            self.space_in_channels = data.in_channels
+        else:
+            self._package = package_space(space, data)
+            self.space, self.space_in_channels = self._package.nni_space(), self._package.space_in_channels
         self._device = resolve_device(device)
         self.device = device_name(self._device)
         self.reference_accuracy = math.nan  # unknown: the summary uses the best accuracy any strategy measured
 
+    @property
+    def space_size(self) -> int:
+        """Number of samples of the NNI space."""
+        size = 1
+        for choice in self.space.simplify().values():
+            size *= len(choice.values)
+        return size
+
+    def fresh_space(self):
+        """A new NNI ModelSpace of this problem's space (one-shot strategies turn it into a supernet in place)."""
+        if self._package is not None:
+            return self._package.nni_space()
+        from search_spaces.nas_bench_macro import NasBenchMacroSpace
+        return NasBenchMacroSpace(num_classes=self.data.num_classes, in_channels=self.data.in_channels)
+
     def flops_params(self, sample: dict) -> tuple[float, float]:
+        if self._package is not None:
+            return self._package.flops_params(sample)
         return float(self._flops.profile(sample)), float(self._params.profile(sample))
 
     def within_budget(self, sample: dict) -> bool:
@@ -65,16 +89,39 @@ class TrainingProblem:
 
         from search_spaces.nas_bench_macro import NasBenchMacroSpace, key_of_sample
 
-        from ..training import seed_everything, train_and_evaluate
+        from ..training import seed_everything
         seed_everything(self.seed)
+        if self._package is not None:
+            return self._train(self._package.build(sample), self._package.arch_id(sample), sample)
         with model_context(sample):  # NNI builds the frozen network directly, freshly initialised
             model = NasBenchMacroSpace(num_classes=self.data.num_classes, in_channels=self.data.in_channels)
+        return self._train(model, key_of_sample(sample), sample)
+
+    def _train(self, model, arch_id: str, sample: dict) -> Candidate:
+        from ..training import train_and_evaluate
         out = train_and_evaluate(model, self.data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                  device=self._device, seed=self.seed)
         flops, params = self.flops_params(sample)
-        return Candidate(key_of_sample(sample), 100.0 * out["accuracy"], flops, params, out["wall_time_s"])
+        return Candidate(arch_id, 100.0 * out["accuracy"], flops, params, out["wall_time_s"])
+
+    def deepmad_family(self):
+        """The core Family of this space at the dataset's input (what DeepMAD solves)."""
+        if self._package is not None:
+            return self._package.family
+        from ..core import get_family
+        return dataclasses.replace(get_family("nas-bench-macro"), resolution=self.resolution,
+                                   in_channels=self.data.in_channels, num_classes=self.data.num_classes)
+
+    def sample_of_architecture(self, arch) -> dict:
+        if self._package is not None:
+            return self._package.sample_of_architecture(arch)
+        from ..benchmarks.nas_bench_macro import key_of_architecture
+        from search_spaces.nas_bench_macro import sample_of_key
+        return sample_of_key(key_of_architecture(arch))
 
     def deepmad_samples(self, k: int, *, rho=None, beta=None):
+        if self._package is not None:
+            return self._package_deepmad_samples(k, rho=rho, beta=beta)
         from ..benchmarks.nas_bench_macro import key_of_architecture
         from ..core import get_family, solve
         from search_spaces.nas_bench_macro import sample_of_key
@@ -91,3 +138,29 @@ class TrainingProblem:
                 keys.append(key)
         return [sample_of_key(key) for key in keys[:k]], {"status": result.status, "solve_s": round(result.time_s, 3),
                                                          "top1": keys[0] if keys else None}
+
+    def _package_deepmad_samples(self, k: int, *, rho=None, beta=None):
+        from ..core import solve
+        kwargs = {} if beta is None else {"beta": beta}
+        result = solve(self._package.family, flops=self.budget.flops, params=self.budget.params, rho=rho,
+                       top_k=k, **kwargs)
+        samples, seen = [], set()
+        for design in result.designs:
+            sample = self._package.sample_of_architecture(design.architecture)
+            if self._package.arch_id(sample) not in seen:
+                seen.add(self._package.arch_id(sample))
+                samples.append(sample)
+        return samples[:k], {"status": result.status, "solve_s": round(result.time_s, 3),
+                             "top1": self._package.arch_id(samples[0]) if samples else None}
+
+
+def package_space(name: str, data):
+    from .train_spaces import PackageSpace
+    return PackageSpace(name, in_channels=data.in_channels, resolution=data.resolution, num_classes=data.num_classes)
+
+
+def space_median_flops(space: str, data) -> float:
+    """The default budget of a space: its median MACs at the dataset's input."""
+    if space == MACRO:
+        return median_flops(data.resolution)
+    return package_space(space, data).median_flops()
