@@ -8,6 +8,12 @@ Full NAS-Bench-Macro run of docs/compare.md (3 budgets, 10 seeds, N = 10, 30, 10
 Minute-scale real training on Fashion-MNIST:
 
     PYTHONPATH=. python experiments/compare.py --track fashion-mnist --out /tmp/deepmad-compare-fmnist
+
+The same on a package CIFAR-scale space, with NNI's one-shot strategies (docs/compare.md):
+
+    PYTHONPATH=. python experiments/compare.py --track fashion-mnist --space resnet-basic-cifar-small \
+        --strategies deepmad,random,evolution,darts,gumbel-darts,random-oneshot --seeds 1 --ns 2 \
+        --train-size 1000 --epochs 3 --out /tmp/deepmad-compare-resnet
 """
 import argparse
 import os

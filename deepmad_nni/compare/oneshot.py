@@ -51,7 +51,8 @@ def oneshot_unavailable(name: str, problem) -> str:
         with quiet_nni():
             make_strategy(name, problem).mutate_model(problem.fresh_space())
     except Exception as err:  # the strategy's own refusal, named
-        return f"{name} skipped: it cannot build a supernet of space {problem.space_name!r} ({type(err).__name__}: {err})."
+        return (f"{name} skipped: it cannot build a supernet of space {problem.space_name!r} "
+                f"({type(err).__name__}: {err}).")
     return ""
 
 

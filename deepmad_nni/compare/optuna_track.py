@@ -39,9 +39,10 @@ def _family(problem):
 
 
 def run_deepmad_optuna(problem, *, n_max: int, seed: int, sampler: str = "tpe") -> RunRecord:
+    from search_spaces.nas_bench_macro import sample_of_key
+
     from ..benchmarks.nas_bench_macro import key_of_architecture
     from ..optuna_loop import tune
-    from search_spaces.nas_bench_macro import sample_of_key
 
     clock, trained = _Clock(), []
     t0 = time.perf_counter()

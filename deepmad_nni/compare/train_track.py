@@ -115,16 +115,18 @@ class TrainingProblem:
     def sample_of_architecture(self, arch) -> dict:
         if self._package is not None:
             return self._package.sample_of_architecture(arch)
-        from ..benchmarks.nas_bench_macro import key_of_architecture
         from search_spaces.nas_bench_macro import sample_of_key
+
+        from ..benchmarks.nas_bench_macro import key_of_architecture
         return sample_of_key(key_of_architecture(arch))
 
     def deepmad_samples(self, k: int, *, rho=None, beta=None):
         if self._package is not None:
             return self._package_deepmad_samples(k, rho=rho, beta=beta)
+        from search_spaces.nas_bench_macro import sample_of_key
+
         from ..benchmarks.nas_bench_macro import key_of_architecture
         from ..core import get_family, solve
-        from search_spaces.nas_bench_macro import sample_of_key
         from .bench_track import network_of_key
         family = dataclasses.replace(get_family("nas-bench-macro"), resolution=self.resolution,
                                      in_channels=self.data.in_channels, num_classes=self.data.num_classes)

@@ -26,6 +26,28 @@ def positive_number(name: str, value, *, allow_none: bool = True):
     return v
 
 
+def non_negative_number(name: str, value) -> float:
+    """``value`` as a non-negative finite float; a ValueError naming ``name`` otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a non-negative number, but got {value!r}.") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a non-negative finite number, but got {value!r}.")
+    return v
+
+
+def non_negative_weights(name: str, values) -> tuple[float, ...]:
+    """``values`` as a tuple of non-negative finite floats (stage weights); a ValueError otherwise."""
+    try:
+        out = tuple(float(a) for a in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of non-negative numbers, but got {values!r}.") from None
+    if any(not math.isfinite(a) or a < 0 for a in out):
+        raise ValueError(f"{name} must hold non-negative finite numbers, but got {values!r}.")
+    return out
+
+
 @dataclass(frozen=True)
 class Program:
     """One instance of the program over a family.  Build it with :meth:`create`, which checks the input."""
@@ -48,23 +70,11 @@ class Program:
         rho = positive_number("rho", family.default_rho if rho is None else rho, allow_none=False)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
-        try:
-            beta = float(beta)
-        except (TypeError, ValueError):
-            raise ValueError(f"beta must be a non-negative number, but got {beta!r}.") from None
-        if not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a non-negative finite number, but got {beta!r}.")
+        beta = non_negative_number("beta", beta)
         m = family.num_stages()
-        if alpha is None:
-            alpha = default_alpha(m)
-        try:
-            alpha = tuple(float(a) for a in alpha)
-        except (TypeError, ValueError):
-            raise ValueError(f"alpha must be a sequence of {m} non-negative numbers, but got {alpha!r}.") from None
+        alpha = non_negative_weights("alpha", default_alpha(m) if alpha is None else alpha)
         if len(alpha) != m:
             raise ValueError(f"alpha must have one weight per stage of {family.name} ({m}), but got {len(alpha)}.")
-        if any(not math.isfinite(a) or a < 0 for a in alpha):
-            raise ValueError(f"alpha must hold non-negative finite numbers, but got {alpha}.")
         return cls(family, flops, params, rho, alpha, beta, convention)
 
     def score(self, arch) -> Score:

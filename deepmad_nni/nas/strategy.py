@@ -17,12 +17,11 @@ No candidate is frozen to be scored; only the ``top_k`` distinct designs are fro
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 
 from nni.nas.strategy import Strategy
 
-from deepmad_nni.core.program import positive_number
+from deepmad_nni.core.program import non_negative_number, non_negative_weights, positive_number
 from deepmad_nni.core.score import CONVENTIONS
 
 _logger = logging.getLogger(__name__)
@@ -64,19 +63,9 @@ class DeepMAD(Strategy):
         self.rho = positive_number("rho", rho)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
-        try:
-            beta_f = float(beta)
-        except (TypeError, ValueError):
-            raise ValueError(f"beta must be a non-negative number, but got {beta!r}.") from None
-        if not math.isfinite(beta_f) or beta_f < 0:
-            raise ValueError(f"beta must be a non-negative finite number, but got {beta!r}.")
+        beta_f = non_negative_number("beta", beta)
         if alpha is not None:
-            try:
-                alpha = tuple(float(a) for a in alpha)
-            except (TypeError, ValueError):
-                raise ValueError(f"alpha must be a sequence of non-negative numbers, but got {alpha!r}.") from None
-            if any(not math.isfinite(a) or a < 0 for a in alpha):
-                raise ValueError(f"alpha must hold non-negative finite numbers, but got {alpha!r}.")
+            alpha = non_negative_weights("alpha", alpha)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
