@@ -66,17 +66,23 @@ class BenchmarkProblem:
 
     def deepmad_samples(self, k: int, *, rho=None, beta=None):
         """The ``k`` best distinct networks of the DeepMAD program under the budget, best first."""
-        from ..benchmarks.nas_bench_macro import key_of_architecture
         from ..core import solve
         from search_spaces.nas_bench_macro import sample_of_key
         kwargs = {} if beta is None else {"beta": beta}
         result = solve(FAMILY, flops=self.budget.flops, params=self.budget.params, rho=rho, top_k=3 * k, **kwargs)
-        keys, seen = [], set()
-        for design in result.designs:
-            key = key_of_architecture(design.architecture)
-            if network_of_key(key) not in seen:
-                seen.add(network_of_key(key))
-                keys.append(key)
+        keys = distinct_keys(result)
         info = {"status": result.status, "solve_s": round(result.time_s, 3),
                 "top1": keys[0] if keys else None, "rho": rho, "beta": beta}
         return [sample_of_key(key) for key in keys[:k]], info
+
+
+def distinct_keys(result) -> list:
+    """Benchmark keys of a solver result's designs, best first, one per distinct network."""
+    from ..benchmarks.nas_bench_macro import key_of_architecture
+    keys, seen = [], set()
+    for design in result.designs:
+        key = key_of_architecture(design.architecture)
+        if network_of_key(key) not in seen:
+            seen.add(network_of_key(key))
+            keys.append(key)
+    return keys

@@ -125,19 +125,13 @@ class TrainingProblem:
             return self._package_deepmad_samples(k, rho=rho, beta=beta)
         from search_spaces.nas_bench_macro import sample_of_key
 
-        from ..benchmarks.nas_bench_macro import key_of_architecture
         from ..core import get_family, solve
-        from .bench_track import network_of_key
+        from .bench_track import distinct_keys
         family = dataclasses.replace(get_family("nas-bench-macro"), resolution=self.resolution,
                                      in_channels=self.data.in_channels, num_classes=self.data.num_classes)
         kwargs = {} if beta is None else {"beta": beta}
         result = solve(family, flops=self.budget.flops, params=self.budget.params, rho=rho, top_k=3 * k, **kwargs)
-        keys, seen = [], set()
-        for design in result.designs:
-            key = key_of_architecture(design.architecture)
-            if network_of_key(key) not in seen:
-                seen.add(network_of_key(key))
-                keys.append(key)
+        keys = distinct_keys(result)
         return [sample_of_key(key) for key in keys[:k]], {"status": result.status, "solve_s": round(result.time_s, 3),
                                                          "top1": keys[0] if keys else None}
 
