@@ -61,3 +61,12 @@ def test_parse_published_file_literal():
     with pytest.raises(ValueError, match="stages\\[1\\].c_in"):
         from_structure([{"class": "ConvKXBNRELU", "in": 3, "out": 8, "k": 3},
                         {"class": "ConvKXBNRELU", "in": 16, "out": 8, "k": 3}])
+
+
+def test_core_imports_no_adapter_dependency():
+    import subprocess
+    import sys
+    code = ("import sys, deepmad_nni, deepmad_nni.core; deepmad_nni.solve('nas-bench-macro', flops=60e6); "
+            "print(sorted(m for m in ('torch', 'nni', 'optuna', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
