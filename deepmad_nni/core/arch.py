@@ -107,10 +107,6 @@ class Stage:
     def out_resolution(self, r_in: int) -> int:
         return -(-r_in // self.stride)
 
-    @property
-    def main_layers_per_block(self) -> int:
-        return {"conv": 1, "basic": 2, "bottleneck": 3, "mbconv": 3, "mbconv_se": 3}.get(self.block, 1)
-
 
 def _block_layers(st: Stage, c_in: int, stride: int, r_in: int, r_out: int) -> list[Conv]:
     k, c_out, mid = st.kernel, st.c_out, st.mid

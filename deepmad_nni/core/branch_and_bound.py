@@ -236,7 +236,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     best = _Incumbents(program, slots, top_k, floor)
 
     relax = _Relaxation(program, slots).resize(12)
-    evaluated, lns_note = 0, ""
+    evaluated, box_note = 0, ""
     if heuristic_share > 0:
         patience = None if fam.size() > 10**6 else 200   # small families: stop once evolution stalls
         evo = evolve(program, evaluations=evaluations, time_limit=7 / 8 * heuristic_share * time_limit,
@@ -250,7 +250,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
                           box_time=0.08 * time_limit)
             for design in box.designs:
                 best.offer_design(design)
-            lns_note = f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
+            box_note = f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
             say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
     if multipliers is None:
         _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
@@ -338,7 +338,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     designs = best.designs()
     elapsed = time.perf_counter() - t0
     info = program.as_dict()
-    searched = (f"{evaluated} evolution candidates{lns_note}, {nodes} branch-and-bound nodes, "
+    searched = (f"{evaluated} evolution candidates{box_note}, {nodes} branch-and-bound nodes, "
                 f"root bound {root_bound:.6g}")
     if limited:
         open_bound = max((float(fr.bounds[fr.pos]) for fr in stack if fr.pos < len(fr.bounds)), default=-math.inf)
