@@ -218,11 +218,9 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
                            multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
     """Branch and bound (module docstring).
 
-    With ``heuristic_share`` > 0, evolution (the official search: ``evaluations`` candidates, at most 7/8 of
-    that share of ``time_limit``; in families of at most 10^6 designs it stops after 200 generations
-    without progress) and then the box search
-    of core/neighbourhood.py (until that share of ``time_limit`` is spent) supply the incumbents before the
-    exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
+    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: evolution with up to
+    ``evaluations`` candidates, local search, box search) spend that share of ``time_limit`` on incumbents
+    before the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
     objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
     given, is called with a line of text at each phase.  Ctrl-C ends the search early like a time limit:
     the best design so far comes back with a valid bound.
@@ -238,20 +236,8 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     relax = _Relaxation(program, slots).resize(12)
     evaluated, box_note = 0, ""
     if heuristic_share > 0:
-        patience = None if fam.size() > 10**6 else 200   # small families: stop once evolution stalls
-        evo = evolve(program, evaluations=evaluations, time_limit=7 / 8 * heuristic_share * time_limit,
-                     slots=slots, seed=seed, patience=patience)
-        best.offer(*evo.population)
-        evaluated = evo.evaluations
-        say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
-        if best.heap:
-            from .neighbourhood import improve
-            box = improve(program, best.designs()[0], deadline=t0 + heuristic_share * time_limit,
-                          box_time=0.08 * time_limit)
-            for design in box.designs:
-                best.offer_design(design)
-            box_note = f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
-            say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
+        evaluated, box_note = _primal_heuristics(program, scorer, best, t0, heuristic_share * time_limit, seed,
+                                                 evaluations, say)
     if multipliers is None:
         _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
     else:
@@ -362,6 +348,38 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
                             fam.name, info)
     return DesignResult(OPTIMAL, f"Optimal: the branch and bound closed ({searched}).", designs,
                         designs[0].score.objective, elapsed, nodes, fam.name, info)
+
+
+def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: float, seed: int, evaluations: int,
+                       say):
+    """Incumbents before the exact search, within ``budget`` seconds from ``t0``: the official evolution
+    (up to ``evaluations`` candidates, 0.3 of the budget), local search with restarts (core/local_search.py,
+    to 0.7 of it) and the box search (core/neighbourhood.py, the rest).  Small families (at most 10^6
+    designs) stop the evolution after 200 generations without progress and skip the local search."""
+    from .local_search import climb_with_restarts
+    from .neighbourhood import improve
+    small = program.family.size() <= 10**6
+    evo = evolve(program, evaluations=evaluations, time_limit=(0.7 if small else 0.3) * budget,
+                 slots=scorer.slots, seed=seed, patience=200 if small else None)
+    best.offer(*evo.population)
+    evaluated = evo.evaluations
+    say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
+    if not best.heap:
+        return evaluated, ""
+    note = ""
+    if not small:
+        optima, scored = climb_with_restarts(scorer, (evo.combos, evo.depths), deadline=t0 + 0.7 * budget,
+                                             seed=seed)
+        evaluated += scored
+        for c, d, v in optima:
+            best.offer(c[None, :], d[None, :], np.array([v]))
+        note = f", local search from {len(optima)} starts"
+        say(f"local search: {len(optima)} starts, best objective {best.designs()[0].score.objective:.6g}")
+    box = improve(program, best.designs()[0], deadline=t0 + budget, box_time=0.1 * budget)
+    for design in box.designs:
+        best.offer_design(design)
+    say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
+    return evaluated, note + f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
 
 
 def _design(fam, slots, suffix) -> Design:

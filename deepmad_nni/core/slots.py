@@ -99,37 +99,47 @@ class BatchScorer:
         self.repeatable = [np.array([o.block in REPEATABLE for o in s.ops]) for s in fam.slots]
         self.bottleneck = [np.array([o.block == "bottleneck" for o in s.ops]) for s in fam.slots]
         self.s = CONVENTIONS[program.convention]
+        self.area = np.array([self.res[e] ** 2 for e in self.ends], float)
 
-    def widths(self, combos: np.ndarray) -> np.ndarray:
-        return np.stack([sl.widths[sl.co[combos[:, j]]] for j, sl in enumerate(self.slots)], axis=1)
+    def column(self, j: int, idx, depth) -> tuple:
+        """Features of slot ``j`` for combos ``idx`` at ``depth`` (1-D arrays): t, n, macs, params, width,
+        depth, repeatable, bottleneck."""
+        sl = self.slots[j]
+        t, nl, f, pa = totals(sl, idx, depth)
+        op = sl.op[idx]
+        return t, nl, f, pa, sl.widths[sl.co[idx]], depth, self.repeatable[j][op], self.bottleneck[j][op]
+
+    def features(self, combos: np.ndarray, depths: np.ndarray) -> list[np.ndarray]:
+        """The per-slot features of :meth:`column` as (B, N) arrays, one per feature."""
+        cols = [self.column(j, combos[:, j], depths[:, j]) for j in range(len(self.slots))]
+        return [np.stack([c[i] for c in cols], axis=1) for i in range(8)]
 
     def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
-        p, _fam = self.program, self.program.family
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
-        parts = [totals(sl, combos[:, j], depths[:, j]) for j, sl in enumerate(self.slots)]
-        t, nl, f, pa = (np.stack([x[i] for x in parts], axis=1) for i in range(4))
+        return self.evaluate(self.features(combos, depths))
+
+    def evaluate(self, features) -> dict:
+        """Exact figures of designs given as per-slot features (:meth:`features`)."""
+        p = self.program
+        t, nl, f, pa, width, depths, rep, btn = features
         s_cum, n_cum = np.cumsum(t, axis=1), np.cumsum(nl, axis=1)
-        width = self.widths(combos).astype(float)
         ends = self.ends
-        area = np.array([self.res[e] ** 2 for e in ends], float)
-        h = self.s * np.log(area[None, :] * width[:, ends]) * s_cum[:, ends]
+        h = self.s * np.log(self.area[None, :] * width[:, ends]) * s_cum[:, ends]
         entropy = h @ np.array(p.alpha)
         rho_prefix = n_cum[:, ends] / np.exp(s_cum[:, ends] / n_cum[:, ends])
         rho = rho_prefix.max(axis=1) if p.convention == "official" else rho_prefix[:, -1]
-        rep = np.stack([self.repeatable[j][sl.op[combos[:, j]]] for j, sl in enumerate(self.slots)], axis=1)
+        rows = np.arange(len(t))
         if p.convention == "official":
             # the TinyNAS code drops the first two repeated entries when the first one is a bottleneck
             rank = np.cumsum(rep, axis=1)
             first = np.argmax(rep, axis=1)
-            first_op = np.stack([sl.op[combos[:, j]] for j, sl in enumerate(self.slots)], axis=1)[
-                np.arange(len(combos)), first]
-            btn_first = np.array([self.bottleneck[j][o] for j, o in zip(first, first_op)], bool) & rep.any(axis=1)
+            btn_first = btn[rows, first] & rep.any(axis=1)
             mask = rep & ~(btn_first[:, None] & (rank <= 2))
             vals = np.where(mask, depths, 0).astype(float)
         else:
             m = len(ends)
-            vals = np.zeros((len(combos), m))
-            mask = np.zeros((len(combos), m), bool)
+            vals = np.zeros((len(t), m))
+            mask = np.zeros((len(t), m), bool)
             np.add.at(vals.T, self.stage_of, np.where(rep, depths, 0).T)
             np.logical_or.at(mask.T, self.stage_of, rep.T)
         cnt = mask.sum(axis=1)

@@ -1,0 +1,235 @@
+"""Local search: steepest ascent over large neighbourhoods of a design, scored exactly and in batches.
+
+A primal heuristic of the branch and bound; it proves nothing about the family.  From a design it tries, in
+this order, and moves to the best improving neighbour of the first neighbourhood that has one:
+
+* ``global``: one slot takes any (output width, op, mid, depth) its input allows; the next slot keeps its
+  own choices on the new input width;
+* ``trade``: a ``global`` move of one slot together with a depth change of another (one stage grows while
+  another frees FLOPs and params);
+* ``pair``: two slots move together within one grid step of width and mid, two of depth, and to ops that
+  share the kernel or the expansion.
+
+It stops at a design none of them improves (a local optimum) or at the deadline.  Every neighbour is
+scored by :meth:`BatchScorer.evaluate`, so the objective and feasibility are exact.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+
+from .slots import BatchScorer, SlotTable
+
+CHUNK = 60_000          # neighbours scored per batch
+TRADE_STEPS = (-3, -2, -1, 1, 2)
+
+
+class _Slot:
+    """Lookups of one slot: (input, output, op, mid) indices -> combo, allowed depths, op neighbours."""
+
+    def __init__(self, sl: SlotTable, ops):
+        self.sl = sl
+        self.mids = np.unique(sl.mid)
+        self.mi = np.searchsorted(self.mids, sl.mid)
+        self.grid_op = np.array([op.mid_from_grid for op in ops])
+        n_in = int(sl.ci.max()) + 1
+        self.by_ci = [np.flatnonzero(sl.ci == w) for w in range(n_in)]
+        self.table = np.full((n_in, len(sl.widths), len(ops), len(self.mids)), -1, np.int64)
+        self.table[sl.ci, sl.co, sl.op, self.mi] = np.arange(len(sl.ci))
+        self.derived = np.full((n_in, len(sl.widths), len(ops)), -1, np.int64)   # ops whose mid follows c
+        own = ~self.grid_op[sl.op]
+        self.derived[sl.ci[own], sl.co[own], sl.op[own]] = np.flatnonzero(own)
+        top = max(int(d.max()) for d in sl.depths) + max(TRADE_STEPS) + 3
+        self.allowed = np.zeros((len(ops), top), bool)
+        for o, ds in enumerate(sl.depths):
+            self.allowed[o, ds] = True
+        self.near_ops = [np.array([q for q, other in enumerate(ops) if q == o or other.kernel == op.kernel
+                                   or (other.expansion == op.expansion and other.base == op.base)])
+                         for o, op in enumerate(ops)]
+
+    def resolve(self, ci, co, op, mi):
+        """Combos of the given index arrays; -1 where the slot has none."""
+        ci, co, op, mi = np.broadcast_arrays(ci, co, op, mi)
+        ok = (ci >= 0) & (co >= 0) & (co < self.table.shape[1]) & (mi >= 0) & (mi < self.table.shape[3])
+        ok &= ci < self.table.shape[0]
+        out = np.full(ci.shape, -1, np.int64)
+        a, b, c, m = ci[ok], co[ok], op[ok], mi[ok]
+        out[ok] = np.where(self.grid_op[c], self.table[a, b, c, m], self.derived[a, b, c])
+        return out
+
+    def depth_ok(self, combos, depths):
+        d = np.clip(depths, 0, self.allowed.shape[1] - 1)
+        return (combos >= 0) & (depths >= 0) & self.allowed[self.sl.op[np.maximum(combos, 0)], d]
+
+
+class LocalSearch:
+    """Steepest ascent over the neighbourhoods of the module docstring, for one program."""
+
+    def __init__(self, scorer: BatchScorer):
+        self.scorer = scorer
+        self.slots = [_Slot(sl, fs.ops) for sl, fs in zip(scorer.slots, scorer.program.family.slots)]
+        self.n = len(self.slots)
+        self.evaluations = 0
+        self._pair_deltas = [self._local_deltas(j) for j in range(self.n)]
+
+    # ---- scoring -------------------------------------------------------------------------------------
+    def values(self, combos: np.ndarray, depths: np.ndarray, cols: dict) -> np.ndarray:
+        """Objectives (-inf when infeasible or invalid) of the design (combos, depths) with columns
+        ``cols`` = {slot: (combo array, depth array)} replaced, one row per neighbour.  Rows over the FLOPs
+        or params budget are dropped before the full scoring."""
+        size = max(len(c) for c, _ in cols.values())
+        self.evaluations += size
+        valid = np.ones(size, bool)
+        for j, (c, d) in cols.items():
+            valid &= self.slots[j].depth_ok(c, d)
+        rows = np.flatnonzero(valid)
+        base = self.scorer.features(combos[None, :], depths[None, :])
+        new = {j: self.scorer.column(j, c[rows], d[rows]) for j, (c, d) in cols.items()}
+        program = self.scorer.program
+        for k, budget in ((2, program.flops), (3, program.params)):
+            if budget is not None:
+                total = base[k].sum() + sum(col[k] - base[k][0, j] for j, col in new.items())
+                keep = total <= budget
+                rows, new = rows[keep], {j: tuple(x[keep] for x in col) for j, col in new.items()}
+        out = np.full(size, -np.inf)
+        for lo in range(0, len(rows), CHUNK):
+            part = slice(lo, lo + CHUNK)
+            feats = [np.repeat(f, len(rows[part]), axis=0) for f in base]
+            for j, col in new.items():
+                for f, x in zip(feats, col):
+                    f[:, j] = x[part]
+            res = self.scorer.evaluate(feats)
+            out[rows[part]] = np.where(res["feasible"], res["objective"], -np.inf)
+        return out
+
+    def value(self, combos, depths) -> float:
+        res = self.scorer(combos[None, :], depths[None, :])
+        self.evaluations += 1
+        return float(res["objective"][0]) if res["feasible"][0] else -np.inf
+
+    # ---- neighbourhoods ------------------------------------------------------------------------------
+    def _attrs(self, combos, j):
+        s = self.slots[j]
+        c = combos[j]
+        return int(s.sl.ci[c]), int(s.sl.co[c]), int(s.sl.op[c]), int(s.mi[c])
+
+    def _follow(self, combos, j, new_co):
+        """Combo of slot ``j`` + 1 on input widths ``new_co`` with its own choices kept (None if last)."""
+        if j + 1 >= self.n:
+            return None
+        _, co, op, mi = self._attrs(combos, j + 1)
+        return self.slots[j + 1].resolve(new_co, co, op, mi)
+
+    def _global(self, combos, depths, j):
+        s = self.slots[j]
+        idx = s.by_ci[self._attrs(combos, j)[0]]
+        reps = np.array([len(s.sl.depths[o]) for o in s.sl.op[idx]], dtype=np.int64)
+        cj = np.repeat(idx, reps)
+        dj = np.concatenate([s.sl.depths[o] for o in s.sl.op[idx]])
+        cols = {j: (cj, dj)}
+        nxt = self._follow(combos, j, s.sl.co[cj])
+        if nxt is not None:
+            cols[j + 1] = (nxt, np.full(len(cj), depths[j + 1]))
+        return cols
+
+    def _trade(self, combos, depths, j):
+        g = self._global(combos, depths, j)
+        size = len(g[j][0])
+        parts = []
+        for k in range(self.n):
+            if k == j:
+                continue
+            for step in TRADE_STEPS:
+                cols = {x: (c, d.copy()) for x, (c, d) in g.items()}
+                if k not in cols:
+                    cols[k] = (np.full(size, combos[k]), np.full(size, depths[k]))
+                cols[k][1][:] += step
+                parts.append(cols)
+        keys = sorted(set().union(*parts))
+        out = {}
+        for k in keys:
+            cs, ds = [], []
+            for cols in parts:
+                c, d = cols.get(k, (np.full(size, combos[k]), np.full(size, depths[k])))
+                cs.append(c)
+                ds.append(d)
+            out[k] = (np.concatenate(cs), np.concatenate(ds))
+        return out
+
+    def _local_deltas(self, j):
+        s = self.slots[j]
+        return {o: np.array(list(itertools.product((-1, 0, 1), s.near_ops[o],
+                                                   (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
+                for o in range(len(s.near_ops))}
+
+    def _pair(self, combos, depths, j, k):
+        """Slots j < k within one grid step each (with the slots after them following)."""
+        ci_j, co_j, op_j, mi_j = self._attrs(combos, j)
+        ci_k, co_k, op_k, mi_k = self._attrs(combos, k)
+        dj_, dk_ = self._pair_deltas[j][op_j], self._pair_deltas[k][op_k]
+        a, b = (x.ravel() for x in np.meshgrid(np.arange(len(dj_)), np.arange(len(dk_)), indexing="ij"))
+        dj, dk = dj_[a], dk_[b]
+        new_co_j, new_co_k = co_j + dj[:, 0], co_k + dk[:, 0]
+        cj = self.slots[j].resolve(ci_j, new_co_j, dj[:, 1], mi_j + dj[:, 2])
+        ci_for_k = new_co_j if k == j + 1 else np.full(len(a), ci_k)
+        ck = self.slots[k].resolve(ci_for_k, new_co_k, dk[:, 1], mi_k + dk[:, 2])
+        cols = {j: (cj, depths[j] + dj[:, 3]), k: (ck, depths[k] + dk[:, 3])}
+        if k != j + 1 and j + 1 < self.n:
+            cols[j + 1] = (self._follow(combos, j, new_co_j), np.full(len(a), depths[j + 1]))
+        if k + 1 < self.n:
+            cols[k + 1] = (self._follow(combos, k, new_co_k), np.full(len(a), depths[k + 1]))
+        return cols
+
+    def _neighbourhoods(self, combos, depths):
+        """Cheapest first; the climb restarts from the first after every move."""
+        yield from (("global", lambda j=j: self._global(combos, depths, j)) for j in range(self.n))
+        yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
+        yield from (("pair", lambda j=j, k=k: self._pair(combos, depths, j, k))
+                    for j, k in itertools.combinations(range(self.n), 2))
+
+    # ---- the search ----------------------------------------------------------------------------------
+    def climb(self, combos, depths, *, deadline: float = float("inf")):
+        """Local optimum reached from (combos, depths), or the best design when the deadline passes."""
+        combos, depths = np.array(combos, np.int64), np.array(depths, np.int64)
+        value = self.value(combos, depths)
+        while time.perf_counter() < deadline:
+            improved = False
+            for item in self._neighbourhoods(combos, depths):
+                if time.perf_counter() > deadline:
+                    break
+                cols = item[1]()
+                vals = self.values(combos, depths, cols)
+                i = int(np.argmax(vals))
+                if vals[i] > value + 1e-9 * max(1.0, abs(value)):
+                    combos, depths = combos.copy(), depths.copy()
+                    for j, (c, d) in cols.items():
+                        combos[j], depths[j] = c[i], d[i]
+                    value = float(vals[i])
+                    improved = True
+                    break   # neighbourhoods are built from the current design: start again
+            if not improved:
+                break
+        return combos, depths, value
+
+
+def climb_with_restarts(scorer: BatchScorer, start, *, deadline: float, seed: int = 0,
+                        restart_evaluations: int = 20_000):
+    """Climb from ``start`` = (combos, depths); then, until the deadline, climb again from the best design of
+    a short evolution (``restart_evaluations`` candidates, a new seed each time).  Local optima differ a lot
+    between starts, so restarts pay.  Returns every local optimum reached as (combos, depths, value), and
+    the number of designs scored."""
+    from .evolution import evolve
+    ls = LocalSearch(scorer)
+    optima = [ls.climb(*start, deadline=deadline)]
+    evaluations = ls.evaluations
+    k = 0
+    while time.perf_counter() < deadline:
+        k += 1
+        evo = evolve(scorer.program, evaluations=restart_evaluations, seed=seed + 7919 * k, slots=scorer.slots,
+                     time_limit=max(deadline - time.perf_counter(), 0.0))
+        evaluations += evo.evaluations
+        if np.isfinite(evo.objective):
+            optima.append(ls.climb(evo.combos, evo.depths, deadline=deadline))
+    return optima, evaluations + ls.evaluations
