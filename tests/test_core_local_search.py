@@ -44,8 +44,9 @@ def test_every_neighbour_is_scored_like_the_full_scorer(family, convention):
 
 
 @pytest.mark.parametrize("family", SMALL_FAMILIES, ids=lambda f: f.name)
-def test_climb_ends_at_a_feasible_local_optimum(family):
-    flops = np.median([Program.create(family).score(a).flops for a in family.enumerate()])
+@pytest.mark.parametrize("budgeted", [True, False], ids=["flops-budget", "rho-only"])
+def test_climb_ends_at_a_feasible_local_optimum(family, budgeted):
+    flops = np.median([Program.create(family).score(a).flops for a in family.enumerate()]) if budgeted else None
     prog = Program.create(family, flops=flops, rho=family.default_rho)
     scorer = BatchScorer(prog, build_slot_tables(prog))
     combos, depths = all_designs(scorer.slots)
@@ -60,13 +61,31 @@ def test_climb_ends_at_a_feasible_local_optimum(family):
         assert ls.values(c, d, build()).max() <= v * (1 + 1e-9)
 
 
-def test_restarts_on_a_preset_return_feasible_designs_that_beat_their_start():
+def test_restarts_on_a_preset_return_feasible_local_optima_best_first():
     p = get_preset("MB")
     prog = Program.create(get_family(p.family), flops=p.flops, params=p.params, rho=p.rho)
     scorer = BatchScorer(prog, build_slot_tables(prog))
-    evo = evolve(prog, evaluations=3000, seed=0, slots=scorer.slots)
-    optima, scored = climb_with_restarts(scorer, (evo.combos, evo.depths), deadline=time.perf_counter() + 3)
-    assert optima[0][2] >= evo.objective and scored > 0
+    optima, scored = climb_with_restarts(scorer, deadline=time.perf_counter() + 3, first_evaluations=3000,
+                                         restart_evaluations=3000)
+    assert len(optima) >= 2 and scored > 3000
+    assert [v for _, _, v in optima] == sorted((v for _, _, v in optima), reverse=True)
+    first = evolve(prog, evaluations=3000, seed=0, slots=scorer.slots)
+    assert optima[0][2] >= first.objective   # a climb never ends below its start
     for c, d, v in optima:
         out = scorer(c[None], d[None])
         assert out["feasible"][0] and out["objective"][0] == pytest.approx(v, rel=1e-12)
+
+
+@pytest.mark.parametrize("family", SMALL_FAMILIES, ids=lambda f: f.name)
+def test_encode_inverts_the_design_choices(family):
+    from deepmad_nni.core.branch_and_bound import _design
+    prog = Program.create(family, rho=family.default_rho)
+    scorer = BatchScorer(prog, build_slot_tables(prog))
+    combos, depths = all_designs(scorer.slots)
+    ls = LocalSearch(scorer)
+    for r in np.random.default_rng(1).choice(len(combos), 20, replace=False):
+        design = _design(family, scorer.slots, tuple(zip(combos[r][::-1], depths[r][::-1])))
+        c, d = ls.encode(design.choices)
+        assert (c == combos[r]).all() and (d == depths[r]).all()
+    with pytest.raises(ValueError, match="not a design"):
+        ls.encode(tuple((9999, op, depth, mid) for _, op, depth, mid in design.choices))

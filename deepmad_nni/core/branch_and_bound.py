@@ -33,6 +33,8 @@ from .slots import BatchScorer, SlotTable, build_slot_tables, totals as _totals
 
 NEG = -1e200
 GRID = 48
+LEAF_BATCH = 4096   # leaves scored per batch
+POLISH_NODES = 2000  # nodes per box when the box search polishes a local optimum
 
 
 def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -218,7 +220,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
                            multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
     """Branch and bound (module docstring).
 
-    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: evolution with up to
+    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: evolutions of up to
     ``evaluations`` candidates, local search, box search) spend that share of ``time_limit`` on incumbents
     before the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
     objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
@@ -285,10 +287,23 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         combos[:, fr.j], depths[:, fr.j] = c_own, d_own
         if fr.j == 1:
             combos[:, 0], depths[:, 0] = stem_c, stem_d
-        if len(combos):
+        pending.append((combos, depths))
+        pending_rows[0] += len(combos)
+        if pending_rows[0] >= LEAF_BATCH:
+            flush()
+        return len(combos)
+
+    def flush():
+        """Score the pending leaves in one batch (the threshold they were pruned with was at most the
+        current one, so deferring them prunes less, never wrongly)."""
+        if pending:
+            combos, depths = np.concatenate([c for c, _ in pending]), np.concatenate([d for _, d in pending])
             out = scorer(combos, depths)
             best.offer(combos, depths, np.where(out["feasible"], out["objective"], -np.inf))
-        return len(combos)
+        pending.clear()
+        pending_rows[0] = 0
+
+    pending, pending_rows = [], [0]
 
     stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
     nodes, limited, interrupted = 0, False, False
@@ -320,11 +335,13 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
                                 fr.flops + float(f), fr.params + float(p)))
     except KeyboardInterrupt:   # Ctrl-C: keep the best design; the root bound stays valid
         limited = interrupted = True
+    flush()
 
     designs = best.designs()
     elapsed = time.perf_counter() - t0
     info = program.as_dict()
-    searched = (f"{evaluated} evolution candidates{box_note}, {nodes} branch-and-bound nodes, "
+    heuristics = f"{evaluated} designs scored by the heuristics ({box_note}), " if evaluated else ""
+    searched = (f"{heuristics}{nodes} branch-and-bound nodes, "
                 f"root bound {root_bound:.6g}")
     if limited:
         open_bound = max((float(fr.bounds[fr.pos]) for fr in stack if fr.pos < len(fr.bounds)), default=-math.inf)
@@ -352,34 +369,44 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
 
 def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: float, seed: int, evaluations: int,
                        say):
-    """Incumbents before the exact search, within ``budget`` seconds from ``t0``: the official evolution
-    (up to ``evaluations`` candidates, 0.3 of the budget), local search with restarts (core/local_search.py,
-    to 0.7 of it) and the box search (core/neighbourhood.py, the rest).  Small families (at most 10^6
-    designs) stop the evolution after 200 generations without progress and skip the local search."""
+    """Incumbents before the exact search, within ``budget`` seconds from ``t0``.  Families of more than
+    10^6 designs: local search (core/local_search.py) from the best design of the official evolution (up
+    to ``evaluations`` candidates and 0.3 of the budget), then from those of shorter evolutions, each
+    local optimum polished by the box search (core/neighbourhood.py, small boxes) until 0.8 of the
+    budget; then the box search with larger boxes around the best.  Smaller ones: the evolution until 200 generations pass without progress, then the
+    box search."""
     from .local_search import climb_with_restarts
     from .neighbourhood import improve
-    small = program.family.size() <= 10**6
-    evo = evolve(program, evaluations=evaluations, time_limit=(0.7 if small else 0.3) * budget,
-                 slots=scorer.slots, seed=seed, patience=200 if small else None)
-    best.offer(*evo.population)
-    evaluated = evo.evaluations
-    say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
-    if not best.heap:
-        return evaluated, ""
-    note = ""
-    if not small:
-        optima, scored = climb_with_restarts(scorer, (evo.combos, evo.depths), deadline=t0 + 0.7 * budget,
-                                             seed=seed)
-        evaluated += scored
+    evaluated, note = 0, ""
+    if program.family.size() <= 10**6:
+        evo = evolve(program, evaluations=evaluations, time_limit=0.7 * budget, slots=scorer.slots, seed=seed,
+                     patience=200)
+        best.offer(*evo.population)
+        evaluated = evo.evaluations
+        say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
+    else:
+        def polish(ls, combos, depths, value):   # the box search around each local optimum
+            start = _design(program.family, scorer.slots, tuple(zip(combos[::-1], depths[::-1])))
+            start = Design(start.architecture, program.score(start.architecture), start.choices)
+            box = improve(program, start, deadline=min(t0 + 0.8 * budget, time.perf_counter() + 0.1 * budget),
+                          box_time=0.05 * budget, box_nodes=POLISH_NODES)
+            if not box.designs:
+                return combos, depths, value
+            return (*ls.encode(box.designs[-1].choices), box.designs[-1].score.objective)
+
+        optima, evaluated = climb_with_restarts(scorer, deadline=t0 + 0.8 * budget, seed=seed,
+                                                first_evaluations=evaluations, first_time=0.3 * budget,
+                                                polish=polish, progress=say)
         for c, d, v in optima:
             best.offer(c[None, :], d[None, :], np.array([v]))
-        note = f", local search from {len(optima)} starts"
-        say(f"local search: {len(optima)} starts, best objective {best.designs()[0].score.objective:.6g}")
+        note = f"local search and box search from {len(optima)} evolved starts, "
+    if not best.heap:
+        return evaluated, note
     box = improve(program, best.designs()[0], deadline=t0 + budget, box_time=0.1 * budget)
     for design in box.designs:
         best.offer_design(design)
     say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
-    return evaluated, note + f", {box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
+    return evaluated, note + f"{box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
 
 
 def _design(fam, slots, suffix) -> Design:

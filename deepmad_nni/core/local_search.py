@@ -5,8 +5,8 @@ this order, and moves to the best improving neighbour of the first neighbourhood
 
 * ``global``: one slot takes any (output width, op, mid, depth) its input allows; the next slot keeps its
   own choices on the new input width;
-* ``trade``: a ``global`` move of one slot together with a depth change of another (one stage grows while
-  another frees FLOPs and params);
+* ``trade``: a ``global`` move of one slot together with a depth change of another that pays for it (the
+  fewest blocks removed to get back within the FLOPs and params budgets, or the most added within them);
 * ``pair``: two slots move together within one grid step of width and mid, two of depth, and to ops that
   share the kernel or the expansion.
 
@@ -23,7 +23,6 @@ import numpy as np
 from .slots import BatchScorer, SlotTable
 
 CHUNK = 60_000          # neighbours scored per batch
-TRADE_STEPS = (-3, -2, -1, 1, 2)
 
 
 class _Slot:
@@ -41,7 +40,7 @@ class _Slot:
         self.derived = np.full((n_in, len(sl.widths), len(ops)), -1, np.int64)   # ops whose mid follows c
         own = ~self.grid_op[sl.op]
         self.derived[sl.ci[own], sl.co[own], sl.op[own]] = np.flatnonzero(own)
-        top = max(int(d.max()) for d in sl.depths) + max(TRADE_STEPS) + 3
+        top = max(int(d.max()) for d in sl.depths) + 2
         self.allowed = np.zeros((len(ops), top), bool)
         for o, ds in enumerate(sl.depths):
             self.allowed[o, ds] = True
@@ -73,6 +72,20 @@ class LocalSearch:
         self.n = len(self.slots)
         self.evaluations = 0
         self._pair_deltas = [self._local_deltas(j) for j in range(self.n)]
+
+    def encode(self, choices):
+        """(combos, depths) of a design given as one (c_out, Op, depth, mid) per slot."""
+        combos, depths, ci = np.zeros(self.n, np.int64), np.zeros(self.n, np.int64), 0
+        for j, ((c_out, op, depth, mid), s) in enumerate(zip(choices, self.slots)):
+            ops = self.scorer.program.family.slots[j].ops
+            co = int(np.searchsorted(s.sl.widths, c_out))
+            mi = int(np.searchsorted(s.mids, mid))
+            combos[j] = int(s.resolve(np.array([ci]), co, ops.index(op), mi)[0])
+            depths[j] = depth
+            ci = co
+        if (combos < 0).any():
+            raise ValueError(f"choices {choices!r} are not a design of {self.scorer.program.family.name}.")
+        return combos, depths
 
     # ---- scoring -------------------------------------------------------------------------------------
     def values(self, combos: np.ndarray, depths: np.ndarray, cols: dict) -> np.ndarray:
@@ -135,27 +148,43 @@ class LocalSearch:
         return cols
 
     def _trade(self, combos, depths, j):
+        """A ``global`` move of slot j with the depth of another slot k set to pay for it: the fewest
+        blocks removed that bring FLOPs and params back within budget, or, when it frees some, the most
+        (or half as many) blocks added within budget."""
         g = self._global(combos, depths, j)
         size = len(g[j][0])
+        base = self.scorer.features(combos[None, :], depths[None, :])
+        program = self.scorer.program
+        new = {x: self.scorer.column(x, np.maximum(c, 0), d) for x, (c, d) in g.items()}
+        room = []
+        for f, budget in ((2, program.flops), (3, program.params)):
+            total = base[f].sum() + sum(col[f] - base[f][0, x] for x, col in new.items())
+            room.append(None if budget is None else budget - total)
         parts = []
         for k in range(self.n):
             if k == j:
                 continue
-            for step in TRADE_STEPS:
+            ck, dk = g.get(k, (np.full(size, combos[k]), np.full(size, depths[k])))
+            sl = self.slots[k].sl
+            per_block = [sl.rep[f][np.maximum(ck, 0)] for f in (2, 3)]
+            steps = np.full(size, np.inf)
+            for r, cost in zip(room, per_block):
+                if r is not None:
+                    steps = np.minimum(steps, np.floor(r / np.maximum(cost, 1e-12)))
+            if np.isinf(steps).all():   # no FLOPs or params budget: one block more or less
+                deltas = (np.ones(size, np.int64), -np.ones(size, np.int64))
+            else:
+                steps = np.where(np.isfinite(steps), steps, 0).clip(-64, 64).astype(np.int64)
+                deltas = (steps, np.where(steps > 0, steps // 2, steps))
+            for delta in deltas:
                 cols = {x: (c, d.copy()) for x, (c, d) in g.items()}
-                if k not in cols:
-                    cols[k] = (np.full(size, combos[k]), np.full(size, depths[k]))
-                cols[k][1][:] += step
+                cols[k] = (ck, dk + delta)
                 parts.append(cols)
         keys = sorted(set().union(*parts))
         out = {}
         for k in keys:
-            cs, ds = [], []
-            for cols in parts:
-                c, d = cols.get(k, (np.full(size, combos[k]), np.full(size, depths[k])))
-                cs.append(c)
-                ds.append(d)
-            out[k] = (np.concatenate(cs), np.concatenate(ds))
+            default = (np.full(size, combos[k]), np.full(size, depths[k]))
+            out[k] = tuple(np.concatenate([cols.get(k, default)[i] for cols in parts]) for i in (0, 1))
         return out
 
     def _local_deltas(self, j):
@@ -214,22 +243,35 @@ class LocalSearch:
         return combos, depths, value
 
 
-def climb_with_restarts(scorer: BatchScorer, start, *, deadline: float, seed: int = 0,
-                        restart_evaluations: int = 20_000):
-    """Climb from ``start`` = (combos, depths); then, until the deadline, climb again from the best design of
-    a short evolution (``restart_evaluations`` candidates, a new seed each time).  Local optima differ a lot
-    between starts, so restarts pay.  Returns every local optimum reached as (combos, depths, value), and
-    the number of designs scored."""
+def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, first_evaluations: int = 500_000,
+                        first_time: float = float("inf"), restart_evaluations: int = 60_000, polish=None,
+                        progress=None):
+    """Until the deadline: a run of the official evolution, then a climb from its best design.  The first
+    evolution runs for up to ``first_evaluations`` candidates and ``first_time`` seconds, the later ones
+    (restarts, a new seed each) for ``restart_evaluations``.  Local optima differ a lot between starts, so
+    restarts pay.  ``polish(local_search, combos, depths, value)``, if given, may return a better
+    (combos, depths, value), from which the climb goes on.  Returns every local optimum reached as
+    (combos, depths, value), best first, and the number of designs scored."""
     from .evolution import evolve
     ls = LocalSearch(scorer)
-    optima = [ls.climb(*start, deadline=deadline)]
-    evaluations = ls.evaluations
-    k = 0
+    optima, evaluations, k = [], 0, 0
     while time.perf_counter() < deadline:
+        left = max(deadline - time.perf_counter(), 0.0)
+        evo = evolve(scorer.program, evaluations=restart_evaluations if k else first_evaluations,
+                     seed=seed + 7919 * k, slots=scorer.slots, time_limit=left if k else min(left, first_time))
         k += 1
-        evo = evolve(scorer.program, evaluations=restart_evaluations, seed=seed + 7919 * k, slots=scorer.slots,
-                     time_limit=max(deadline - time.perf_counter(), 0.0))
         evaluations += evo.evaluations
-        if np.isfinite(evo.objective):
-            optima.append(ls.climb(evo.combos, evo.depths, deadline=deadline))
+        if not np.isfinite(evo.objective):
+            continue
+        found = ls.climb(evo.combos, evo.depths, deadline=deadline)
+        while polish is not None and time.perf_counter() < deadline:
+            better = polish(ls, *found)
+            if not better[2] > found[2]:
+                break
+            found = ls.climb(better[0], better[1], deadline=deadline)
+        optima.append(found)
+        if progress is not None:
+            progress(f"local search: start {k} (evolution {evo.evaluations} candidates, best "
+                     f"{evo.objective:.6g}), local optimum {found[2]:.6g}")
+    optima.sort(key=lambda x: -x[2])
     return optima, evaluations + ls.evaluations
