@@ -112,6 +112,6 @@ def test_preset_within_time_limit_reports_feasible_design_and_gap():
 def test_same_seed_same_design_when_time_is_not_the_limit():
     p = get_preset("B0")
     prog = Program.create(get_family(p.family), flops=p.flops, params=p.params, rho=p.rho)
-    runs = [solve_branch_and_bound(prog, node_limit=200, time_limit=600, evaluations=20_000, seed=3)
+    runs = [solve_branch_and_bound(prog, node_limit=200, time_limit=600, evaluations=20_000, starts=2, seed=3)
             for _ in range(2)]
     assert runs[0].architecture == runs[1].architecture and runs[0].bound == runs[1].bound

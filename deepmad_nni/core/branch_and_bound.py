@@ -216,13 +216,13 @@ class _Incumbents:
 
 def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float = 10.0,
                            node_limit: int | None = None, seed: int = 0, heuristic_share: float = 0.85,
-                           evaluations: int = 500_000, progress=None,
+                           evaluations: int = 500_000, starts: int = 24, progress=None,
                            multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
     """Branch and bound (module docstring).
 
-    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: evolutions of up to
-    ``evaluations`` candidates, local search, box search) spend that share of ``time_limit`` on incumbents
-    before the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
+    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: at most ``starts``
+    evolutions, the first of up to ``evaluations`` candidates, local search, box search) spend at most that
+    share of ``time_limit`` on incumbents before the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
     objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
     given, is called with a line of text at each phase.  Ctrl-C ends the search early like a time limit:
     the best design so far comes back with a valid bound.
@@ -239,7 +239,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     evaluated, box_note = 0, ""
     if heuristic_share > 0:
         evaluated, box_note = _primal_heuristics(program, scorer, best, t0, heuristic_share * time_limit, seed,
-                                                 evaluations, say)
+                                                 evaluations, starts, say)
     if multipliers is None:
         _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
     else:
@@ -340,7 +340,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     designs = best.designs()
     elapsed = time.perf_counter() - t0
     info = program.as_dict()
-    heuristics = f"{evaluated} designs scored by the heuristics ({box_note}), " if evaluated else ""
+    heuristics = f"{box_note + ': ' if box_note else ''}{evaluated} designs scored; " if evaluated else ""
     searched = (f"{heuristics}{nodes} branch-and-bound nodes, "
                 f"root bound {root_bound:.6g}")
     if limited:
@@ -368,10 +368,11 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
 
 
 def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: float, seed: int, evaluations: int,
-                       say):
+                       starts: int, say):
     """Incumbents before the exact search, within ``budget`` seconds from ``t0``.  Families of more than
     10^6 designs: local search (core/local_search.py) from the best design of the official evolution (up
-    to ``evaluations`` candidates and 0.3 of the budget), then from those of shorter evolutions, each
+    to ``evaluations`` candidates and 0.3 of the budget), then from those of shorter evolutions (at most
+    ``starts`` in all), each
     local optimum polished by the box search (core/neighbourhood.py, small boxes) until 0.8 of the
     budget; then the box search with larger boxes around the best.  Smaller ones: the evolution until 200 generations pass without progress, then the
     box search."""
@@ -396,17 +397,18 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
 
         optima, evaluated = climb_with_restarts(scorer, deadline=t0 + 0.8 * budget, seed=seed,
                                                 first_evaluations=evaluations, first_time=0.3 * budget,
+                                                restart_evaluations=min(evaluations, 60_000), starts=starts,
                                                 polish=polish, progress=say)
         for c, d, v in optima:
             best.offer(c[None, :], d[None, :], np.array([v]))
-        note = f"local search and box search from {len(optima)} evolved starts, "
+        note = f"local search and box search from {len(optima)} evolved starts, then "
     if not best.heap:
         return evaluated, note
     box = improve(program, best.designs()[0], deadline=t0 + budget, box_time=0.1 * budget)
     for design in box.designs:
         best.offer_design(design)
     say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
-    return evaluated, note + f"{box.boxes} boxes searched around the incumbent ({box.improvements} improved it)"
+    return evaluated, note + f"{box.boxes} boxes around the incumbent, {box.improvements} improving it"
 
 
 def _design(fam, slots, suffix) -> Design:

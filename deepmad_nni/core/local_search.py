@@ -244,9 +244,10 @@ class LocalSearch:
 
 
 def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, first_evaluations: int = 500_000,
-                        first_time: float = float("inf"), restart_evaluations: int = 60_000, polish=None,
-                        progress=None):
-    """Until the deadline: a run of the official evolution, then a climb from its best design.  The first
+                        first_time: float = float("inf"), restart_evaluations: int = 60_000, starts: int = 24,
+                        polish=None, progress=None):
+    """Until the deadline, at most ``starts`` times: a run of the official evolution, then a climb from its
+    best design.  The first
     evolution runs for up to ``first_evaluations`` candidates and ``first_time`` seconds, the later ones
     (restarts, a new seed each) for ``restart_evaluations``.  Local optima differ a lot between starts, so
     restarts pay.  ``polish(local_search, combos, depths, value)``, if given, may return a better
@@ -255,7 +256,7 @@ def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, 
     from .evolution import evolve
     ls = LocalSearch(scorer)
     optima, evaluations, k = [], 0, 0
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and k < starts:
         left = max(deadline - time.perf_counter(), 0.0)
         evo = evolve(scorer.program, evaluations=restart_evaluations if k else first_evaluations,
                      seed=seed + 7919 * k, slots=scorer.slots, time_limit=left if k else min(left, first_time))
@@ -269,9 +270,9 @@ def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, 
             if not better[2] > found[2]:
                 break
             found = ls.climb(better[0], better[1], deadline=deadline)
-        optima.append(found)
-        if progress is not None:
+        if progress is not None and (not optima or found[2] > max(v for _, _, v in optima)):
             progress(f"local search: start {k} (evolution {evo.evaluations} candidates, best "
-                     f"{evo.objective:.6g}), local optimum {found[2]:.6g}")
+                     f"{evo.objective:.6g}) reaches {found[2]:.6g}, the best so far")
+        optima.append(found)
     optima.sort(key=lambda x: -x[2])
     return optima, evaluations + ls.evaluations
