@@ -115,3 +115,28 @@ def test_same_seed_same_design_when_time_is_not_the_limit():
     runs = [solve_branch_and_bound(prog, node_limit=200, time_limit=600, evaluations=20_000, starts=2, seed=3)
             for _ in range(2)]
     assert runs[0].architecture == runs[1].architecture and runs[0].bound == runs[1].bound
+
+
+@pytest.mark.parametrize("convention", ["official", "paper"])
+@pytest.mark.parametrize("name", [f.name for f in SMALL_FAMILIES])
+def test_depth_spread_bound_is_at_least_the_optimum(name, convention):
+    from deepmad_nni.core.branch_and_bound import _depth_spread_bound, _fit_multipliers, _Relaxation
+    from deepmad_nni.core.slots import build_slot_tables
+    fam = FAMILIES[name]
+    for beta in (10.0, 300.0):   # a large beta makes Q matter
+        for flops, params, rho in budgets(name):
+            prog = Program.create(fam, flops=flops, params=params, rho=rho, beta=beta, convention=convention)
+            feasible = [s.entropy - beta * s.q for _, s in all_scored(name, convention) if prog.feasible(s)]
+            relax = _fit_multipliers(_Relaxation(prog, build_slot_tables(prog)).resize(12), prog, max_evals=30)
+            bound = _depth_spread_bound(relax, prog, deadline=math.inf)
+            if feasible:
+                assert bound >= max(feasible) - 1e-9 * abs(max(feasible))
+
+
+def test_counted_slots_follow_the_official_q():
+    from deepmad_nni.core.branch_and_bound import _counted_slots
+    resnet = Program.create(get_family("resnet-bottleneck-224"))
+    assert _counted_slots(resnet) == [False, False, False, True, True, True]   # bottleneck first: drop two
+    mb = Program.create(get_family("mbv2-se-224"))
+    assert _counted_slots(mb) == [False, True, True, True, True, True, False]
+    assert _counted_slots(Program.create(get_family("nas-bench-macro"))) is None   # skip or not: per design

@@ -13,7 +13,8 @@ and use ``Q >= 1``.  What remains is a sum over slots; the free slots 0..j-1 are
 log-widths by g.  ``W`` is convex in g (a maximum of lines), so storing it on a grid and interpolating
 linearly over-estimates it: the bound stays valid.  Within a slot the relaxed value is linear in the
 depth, so the table only needs its smallest and largest depth.  The multipliers minimise the root bound
-(Nelder-Mead on their logarithms).  Leaves are scored exactly (core.score), including the official
+(Nelder-Mead on their logarithms).  At the root, a second bound keeps part of Q
+(:func:`_depth_spread_bound`).  Leaves are scored exactly (core.score), including the official
 convention's prefix-wise rho and the exact Q.
 """
 from __future__ import annotations
@@ -76,7 +77,9 @@ class _Relaxation:
                       for j in range(len(self.slots))]
         return self
 
-    def set(self, lam_f: float, lam_p: float, mu: float, n0: float):
+    def set(self, lam_f: float, lam_p: float, mu: float, n0: float, depth_penalty=None):
+        """Tables for these multipliers.  ``depth_penalty`` = (m, c, counted) also subtracts
+        ``c * |depth - m|`` in the slots flagged by ``counted`` (see :func:`_depth_spread_bound`)."""
         p = self.program
         self.lam_f, self.lam_p, self.mu, self.n0 = lam_f, lam_p, mu, n0
         self.nu = mu * (math.log(n0 / p.rho) + 1.0)
@@ -89,7 +92,13 @@ class _Relaxation:
             weight = g[None, :] + sl.delta[sl.co][:, None] + mu                       # (C, K)
             base = weight * sl.first[0][:, None] - self._cost(sl.first)[:, None]
             slope = weight * sl.rep[0][:, None] - self._cost(sl.rep)[:, None]
-            val = base + np.maximum((sl.lmin - 1)[:, None] * slope, (sl.lmax - 1)[:, None] * slope)
+            depths = [sl.lmin, sl.lmax]
+            if depth_penalty is not None and depth_penalty[2][j]:
+                m, c, _ = depth_penalty
+                depths.append(np.clip(m, sl.lmin, sl.lmax))   # linear minus |d - m|: best at an end or at m
+                val = base + np.max([(d - 1)[:, None] * slope - c * np.abs(d - m)[:, None] for d in depths], axis=0)
+            else:   # linear in the depth: best at an end
+                val = base + np.maximum((sl.lmin - 1)[:, None] * slope, (sl.lmax - 1)[:, None] * slope)
             if prev is not None:
                 x = g[None, :] + sl.delta[sl.co][:, None]
                 val = val + _interp(prev, self.grids[j - 1], np.broadcast_to(sl.ci[:, None], x.shape), x)
@@ -117,6 +126,61 @@ class _Relaxation:
         if j == 0:
             return np.zeros(np.shape(ci))
         return _interp(self.tables[j - 1], self.grids[j - 1], ci, g)
+
+
+def _counted_slots(program: Program):
+    """Which slots' depths enter Q, when that does not depend on the design (else None)."""
+    from .arch import REPEATABLE
+    fam = program.family
+    rep = []
+    for slot in fam.slots:
+        flags = {op.block in REPEATABLE for op in slot.ops}
+        if len(flags) > 1:
+            return None
+        rep.append(flags.pop())
+    if program.convention == "official":
+        first = next((j for j, r in enumerate(rep) if r), None)
+        if first is None:
+            return None
+        btn = {op.block == "bottleneck" for op in fam.slots[first].ops}
+        if len(btn) > 1:
+            return None
+        btn_first = btn.pop()   # the TinyNAS code then drops the first two repeated entries
+        return [r and not (btn_first and k <= 2) for r, k in zip(rep, np.cumsum(rep))]
+    stage = np.searchsorted([j for j in range(len(fam.slots)) if j == len(fam.slots) - 1
+                             or fam.slots[j + 1].stride == 2], np.arange(len(fam.slots)))
+    per_stage = np.bincount(stage, weights=np.array(rep, float))
+    return rep if per_stage.max() <= 1 else None
+
+
+def _depth_spread_bound(relax: _Relaxation, program: Program, deadline: float) -> float:
+    """A bound that keeps part of Q = exp(std of the counted depths), which the tables bound by 1.
+
+    For any x0 and any depths, exp(std) >= e^x0 (1 + std - x0) (tangent of exp) and std >= the mean
+    absolute deviation about the median m, itself the smallest mean |d - m| over m.  So for each x0 the
+    program's optimum is at most the largest, over integer m, of the tables' bound with
+    ``beta e^x0 |d_j - m| / M`` subtracted per counted slot j (M of them) and ``beta`` (Q >= 1)
+    replaced by ``beta e^x0 (1 - x0)``; the smallest of these over a few x0 is returned (``inf`` when Q's
+    counted slots depend on the design or a limit cuts the search short)."""
+    counted = _counted_slots(program)
+    if counted is None or sum(counted) < 2 or program.beta == 0:
+        return math.inf
+    theta = (relax.lam_f, relax.lam_p, relax.mu, relax.n0)
+    top = max(int(np.max(sl.lmax)) for sl, c in zip(relax.slots, counted) if c)
+    beta, size = program.beta, sum(counted)
+    best = math.inf
+    try:
+        for x0 in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
+            worst = -math.inf
+            for m in range(1, top + 1):
+                if time.perf_counter() > deadline:
+                    return best
+                relax.set(*theta, depth_penalty=(m, beta * math.exp(x0) / size, counted))
+                worst = max(worst, relax.root_bound() + beta - beta * math.exp(x0) * (1 - x0))
+            best = min(best, worst)
+    finally:
+        relax.set(*theta)
+    return best
 
 
 def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120, deadline: float = math.inf):
@@ -247,6 +311,9 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     relax.resize(GRID)
     relax.set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
     root_bound = relax.root_bound()
+    spread_bound = _depth_spread_bound(relax.resize(12), program, deadline=time.perf_counter() + 0.05 * time_limit)
+    relax.resize(GRID).set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
+    root_bound = min(root_bound, spread_bound)
     fmin, pmin = _min_prefix_costs(slots)
     say(f"branch and bound: root bound {root_bound:.6g}")
 
@@ -306,6 +373,8 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     pending, pending_rows = [], [0]
 
     stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
+    if root_bound <= best.threshold() + 1e-9 * max(1.0, abs(best.threshold())):
+        stack = []   # the incumbents already meet the bound: they are optimal
     nodes, limited, interrupted = 0, False, False
     try:
         while stack:
