@@ -23,6 +23,7 @@ import numpy as np
 from .slots import BatchScorer, SlotTable
 
 CHUNK = 60_000          # neighbours scored per batch
+POLISH_WITHIN = 0.005   # local optima this close (relative) to the best so far get polished
 
 
 class _Slot:
@@ -265,7 +266,9 @@ def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, 
         if not np.isfinite(evo.objective):
             continue
         found = ls.climb(evo.combos, evo.depths, deadline=deadline)
-        while polish is not None and time.perf_counter() < deadline:
+        record = max((v for _, _, v in optima), default=-np.inf)
+        promising = found[2] >= record - POLISH_WITHIN * abs(record)
+        while polish is not None and promising and time.perf_counter() < deadline:
             better = polish(ls, *found)
             if not better[2] > found[2]:
                 break
