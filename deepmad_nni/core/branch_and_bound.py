@@ -178,7 +178,7 @@ def _depth_spread_bound(relax: _Relaxation, program: Program, deadline: float) -
                 relax.set(*theta, depth_penalty=(m, beta * math.exp(x0) / size, counted))
                 worst = max(worst, relax.root_bound() + beta - beta * math.exp(x0) * (1 - x0))
             best = min(best, worst)
-    finally:
+    finally:   # the tables of the multipliers alone again
         relax.set(*theta)
     return best
 
@@ -308,12 +308,9 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
     else:
         relax.set(*multipliers)
-    relax.resize(GRID)
-    relax.set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
-    root_bound = relax.root_bound()
-    spread_bound = _depth_spread_bound(relax.resize(12), program, deadline=time.perf_counter() + 0.05 * time_limit)
+    spread_bound = _depth_spread_bound(relax, program, deadline=time.perf_counter() + 0.05 * time_limit)
     relax.resize(GRID).set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
-    root_bound = min(root_bound, spread_bound)
+    root_bound = min(relax.root_bound(), spread_bound)
     fmin, pmin = _min_prefix_costs(slots)
     say(f"branch and bound: root bound {root_bound:.6g}")
 
