@@ -272,7 +272,7 @@ class _Incumbents:
                              tuple((int(combos[r, j]), int(depths[r, j])) for j in range(len(self.slots) - 1, -1, -1)))
             if design.architecture.canonical() in self.keys:
                 continue
-            self.offer_design(Design(design.architecture, self.program.score(design.architecture), design.choices))
+            self.offer_design(_scored(self.program, design))
 
     def designs(self) -> list[Design]:
         return [d for _, _, d in sorted(self.heap, key=lambda x: (-x[0], -x[1]))]
@@ -453,8 +453,7 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
         say(f"evolution: {evaluated} candidates in {evo.time_s:.1f} s, best objective {evo.objective:.6g}")
     else:
         def polish(ls, combos, depths, value):   # the box search around each local optimum
-            start = _design(program.family, scorer.slots, tuple(zip(combos[::-1], depths[::-1])))
-            start = Design(start.architecture, program.score(start.architecture), start.choices)
+            start = _scored(program, _design(program.family, scorer.slots, tuple(zip(combos[::-1], depths[::-1]))))
             box = improve(program, start, deadline=min(t0 + 0.8 * budget, time.perf_counter() + 0.1 * budget),
                           box_time=0.05 * budget, box_nodes=POLISH_NODES)
             if not box.designs:
@@ -475,6 +474,11 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
         best.offer_design(design)
     say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
     return evaluated, note + f"{box.boxes} boxes around the incumbent, {box.improvements} improving it"
+
+
+def _scored(program: Program, design: Design) -> Design:
+    """``design`` with its exact figures under ``program``."""
+    return Design(design.architecture, program.score(design.architecture), design.choices)
 
 
 def _design(fam, slots, suffix) -> Design:

@@ -101,12 +101,11 @@ class LocalSearch:
         rows = np.flatnonzero(valid)
         base = self.scorer.features(combos[None, :], depths[None, :])
         new = {j: self.scorer.column(j, c[rows], d[rows]) for j, (c, d) in cols.items()}
-        program = self.scorer.program
-        for k, budget in ((2, program.flops), (3, program.params)):
+        keep = np.ones(len(rows), bool)
+        for total, budget in self._costs_after(base, new):
             if budget is not None:
-                total = base[k].sum() + sum(col[k] - base[k][0, j] for j, col in new.items())
-                keep = total <= budget
-                rows, new = rows[keep], {j: tuple(x[keep] for x in col) for j, col in new.items()}
+                keep &= total <= budget
+        rows, new = rows[keep], {j: tuple(x[keep] for x in col) for j, col in new.items()}
         out = np.full(size, -np.inf)
         for lo in range(0, len(rows), CHUNK):
             part = slice(lo, lo + CHUNK)
@@ -117,6 +116,13 @@ class LocalSearch:
             res = self.scorer.evaluate(feats)
             out[rows[part]] = np.where(res["feasible"], res["objective"], -np.inf)
         return out
+
+    def _costs_after(self, base, new):
+        """(FLOPs, budget) and (params, budget) of the base design with the columns ``new`` (slot ->
+        :meth:`BatchScorer.column` features) in place of its own."""
+        program = self.scorer.program
+        return [(base[k].sum() + sum(col[k] - base[k][0, j] for j, col in new.items()), budget)
+                for k, budget in ((2, program.flops), (3, program.params))]
 
     def value(self, combos, depths) -> float:
         res = self.scorer(combos[None, :], depths[None, :])
@@ -155,12 +161,8 @@ class LocalSearch:
         g = self._global(combos, depths, j)
         size = len(g[j][0])
         base = self.scorer.features(combos[None, :], depths[None, :])
-        program = self.scorer.program
         new = {x: self.scorer.column(x, np.maximum(c, 0), d) for x, (c, d) in g.items()}
-        room = []
-        for f, budget in ((2, program.flops), (3, program.params)):
-            total = base[f].sum() + sum(col[f] - base[f][0, x] for x, col in new.items())
-            room.append(None if budget is None else budget - total)
+        room = [None if budget is None else budget - total for total, budget in self._costs_after(base, new)]
         parts = []
         for k in range(self.n):
             if k == j:
