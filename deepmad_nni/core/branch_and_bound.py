@@ -286,10 +286,11 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
 
     With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: at most ``starts``
     evolutions, the first of up to ``evaluations`` candidates, local search, box search) spend at most that
-    share of ``time_limit`` on incumbents before the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose
-    objective cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if
-    given, is called with a line of text at each phase.  Ctrl-C ends the search early like a time limit:
-    the best design so far comes back with a valid bound.
+    share of ``time_limit`` on incumbents before the exact search of the whole family; the multiplier fit
+    takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the
+    fit; ``floor`` prunes every design whose objective cannot exceed it (the result is then "infeasible"
+    when nothing beats it).  ``progress``, if given, is called with a line of text at each phase.  Ctrl-C
+    ends the search early like a time limit: the best design so far comes back with a valid bound.
     """
     say = progress or (lambda line: None)
     t0 = time.perf_counter()
@@ -438,10 +439,9 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
     """Incumbents before the exact search, within ``budget`` seconds from ``t0``.  Families of more than
     10^6 designs: local search (core/local_search.py) from the best design of the official evolution (up
     to ``evaluations`` candidates and 0.3 of the budget), then from those of shorter evolutions (at most
-    ``starts`` in all), each
-    local optimum polished by the box search (core/neighbourhood.py, small boxes) until 0.8 of the
-    budget; then the box search with larger boxes around the best.  Smaller ones: the evolution until 200 generations pass without progress, then the
-    box search."""
+    ``starts`` in all), each local optimum polished by the box search (core/neighbourhood.py, small boxes)
+    until 0.8 of the budget; then the box search with larger boxes around the best.  Smaller ones: the
+    evolution until 200 generations pass without progress, then the box search."""
     from .local_search import climb_with_restarts
     from .neighbourhood import improve
     evaluated, note = 0, ""

@@ -250,11 +250,11 @@ def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, 
                         first_time: float = float("inf"), restart_evaluations: int = 60_000, starts: int = 24,
                         polish=None, progress=None):
     """Until the deadline, at most ``starts`` times: a run of the official evolution, then a climb from its
-    best design.  The first
-    evolution runs for up to ``first_evaluations`` candidates and ``first_time`` seconds, the later ones
-    (restarts, a new seed each) for ``restart_evaluations``.  Local optima differ a lot between starts, so
-    restarts pay.  ``polish(local_search, combos, depths, value)``, if given, may return a better
-    (combos, depths, value), from which the climb goes on.  Returns every local optimum reached as
+    best design.  The first evolution runs for up to ``first_evaluations`` candidates and ``first_time``
+    seconds, the later ones (restarts, a new seed each) for ``restart_evaluations``.  Local optima differ a
+    lot between starts, so restarts pay.  ``polish(local_search, combos, depths, value)``, if given, may
+    return a better (combos, depths, value), from which the climb goes on; only local optima within
+    ``POLISH_WITHIN`` of the best so far are polished.  Returns every local optimum reached as
     (combos, depths, value), best first, and the number of designs scored."""
     from .evolution import evolve
     ls = LocalSearch(scorer)
