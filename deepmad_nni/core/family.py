@@ -42,6 +42,13 @@ class Op:
             return round8(self.expansion * (c_in if self.base == "in" else c_out))
         return 0
 
+    def mids(self, c_in: np.ndarray, c_out: np.ndarray) -> np.ndarray:
+        """:meth:`mid` of many (c_in, c_out) pairs (ops with ``mid_from_grid`` aside)."""
+        if not self.expansion:
+            return np.zeros(len(c_in), np.int64)
+        base = np.asarray(c_in if self.base == "in" else c_out, dtype=np.float64)
+        return np.maximum(8, np.round(self.expansion * base / 8.0) * 8).astype(np.int64)
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -76,8 +83,7 @@ class Slot:
                 ok = (m >= mid_min_ratio * co) & (m <= co)
                 rows.append((ci[ok], co[ok], np.full(ok.sum(), o), m[ok]))
             else:
-                mid = np.array([spec.mid(a, b) for a, b in zip(c_in[sel], c_out[sel])], dtype=np.int64)
-                rows.append((c_in[sel], c_out[sel], np.full(sel.sum(), o), mid.reshape(-1)))
+                rows.append((c_in[sel], c_out[sel], np.full(sel.sum(), o), spec.mids(c_in[sel], c_out[sel])))
         cols = [np.concatenate([r[i] for r in rows]).astype(np.int64) for i in range(4)]
         return dict(zip(("c_in", "c_out", "op", "mid"), cols))
 

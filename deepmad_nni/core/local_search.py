@@ -5,6 +5,7 @@ this order, and moves to the best improving neighbour of the first neighbourhood
 
 * ``global``: one slot takes any (output width, op, mid, depth) its input allows; the next slot keeps its
   own choices on the new input width;
+* ``shift``: two slots move one grid step of width and up to two of depth each, ops and mids kept;
 * ``trade``: a ``global`` move of one slot together with a depth change of another that pays for it (the
   fewest blocks removed to get back within the FLOPs and params budgets, or the most added within them);
 * ``pair``: two slots move together within one grid step of width and mid, two of depth, and to ops that
@@ -23,6 +24,7 @@ import numpy as np
 from .slots import BatchScorer, SlotTable
 
 CHUNK = 60_000          # neighbours scored per batch
+NEIGHBOURHOODS = ("global", "shift", "trade", "pair")
 POLISH_WITHIN = 0.005   # local optima this close (relative) to the best so far get polished
 
 
@@ -71,8 +73,11 @@ class LocalSearch:
         self.scorer = scorer
         self.slots = [_Slot(sl, fs.ops) for sl, fs in zip(scorer.slots, scorer.program.family.slots)]
         self.n = len(self.slots)
+        self.family_in = scorer.program.family.in_channels
         self.evaluations = 0
         self._pair_deltas = [self._local_deltas(j) for j in range(self.n)]
+        self._shift_deltas = [np.array(list(itertools.product((-1, 0, 1), (0,), (0,), (-2, -1, 0, 1, 2))))
+                              for _ in range(self.n)]
 
     def encode(self, choices):
         """(combos, depths) of a design given as one (c_out, Op, depth, mid) per slot."""
@@ -196,13 +201,20 @@ class LocalSearch:
                                                    (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
                 for o in range(len(s.near_ops))}
 
-    def _pair(self, combos, depths, j, k):
-        """Slots j < k within one grid step each (with the slots after them following)."""
+    def _pair(self, combos, depths, j, k, shift=False):
+        """Slots j < k within one grid step each (with the slots after them following); with ``shift``,
+        only their widths and depths move."""
         ci_j, co_j, op_j, mi_j = self._attrs(combos, j)
         ci_k, co_k, op_k, mi_k = self._attrs(combos, k)
-        dj_, dk_ = self._pair_deltas[j][op_j], self._pair_deltas[k][op_k]
+        if shift:
+            dj_, dk_ = self._shift_deltas[j], self._shift_deltas[k]
+        else:
+            dj_, dk_ = self._pair_deltas[j][op_j], self._pair_deltas[k][op_k]
         a, b = (x.ravel() for x in np.meshgrid(np.arange(len(dj_)), np.arange(len(dk_)), indexing="ij"))
         dj, dk = dj_[a], dk_[b]
+        if shift:   # op deltas are 0: keep each slot's own op
+            dj, dk = dj.copy(), dk.copy()
+            dj[:, 1], dk[:, 1] = op_j, op_k
         new_co_j, new_co_k = co_j + dj[:, 0], co_k + dk[:, 0]
         cj = self.slots[j].resolve(ci_j, new_co_j, dj[:, 1], mi_j + dj[:, 2])
         ci_for_k = new_co_j if k == j + 1 else np.full(len(a), ci_k)
@@ -214,21 +226,27 @@ class LocalSearch:
             cols[k + 1] = (self._follow(combos, k, new_co_k), np.full(len(a), depths[k + 1]))
         return cols
 
-    def _neighbourhoods(self, combos, depths):
+    def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
         """Cheapest first; the climb restarts from the first after every move."""
-        yield from (("global", lambda j=j: self._global(combos, depths, j)) for j in range(self.n))
-        yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
-        yield from (("pair", lambda j=j, k=k: self._pair(combos, depths, j, k))
-                    for j, k in itertools.combinations(range(self.n), 2))
+        pairs = list(itertools.combinations(range(self.n), 2))
+        if "global" in kinds:
+            yield from (("global", lambda j=j: self._global(combos, depths, j)) for j in range(self.n))
+        if "shift" in kinds:
+            yield from (("shift", lambda j=j, k=k: self._pair(combos, depths, j, k, shift=True)) for j, k in pairs)
+        if "trade" in kinds:
+            yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
+        if "pair" in kinds:
+            yield from (("pair", lambda j=j, k=k: self._pair(combos, depths, j, k)) for j, k in pairs)
 
     # ---- the search ----------------------------------------------------------------------------------
-    def climb(self, combos, depths, *, deadline: float = float("inf")):
-        """Local optimum reached from (combos, depths), or the best design when the deadline passes."""
+    def climb(self, combos, depths, *, deadline: float = float("inf"), kinds=NEIGHBOURHOODS):
+        """Local optimum reached from (combos, depths) over the neighbourhoods ``kinds``, or the best design
+        when the deadline passes."""
         combos, depths = np.array(combos, np.int64), np.array(depths, np.int64)
         value = self.value(combos, depths)
         while time.perf_counter() < deadline:
             improved = False
-            for item in self._neighbourhoods(combos, depths):
+            for item in self._neighbourhoods(combos, depths, kinds):
                 if time.perf_counter() > deadline:
                     break
                 cols = item[1]()

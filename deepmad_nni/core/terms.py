@@ -16,11 +16,11 @@ def se_width(mid):
     return np.maximum(8, (mid // 4) // 8 * 8)
 
 
-def block_terms(block: str, c_in, c_out, k, mid, stride: int, r_in: int):
-    """(t, n, macs, params) of one block, as float arrays."""
+def block_terms(block: str, c_in, c_out, k, mid, stride, r_in):
+    """(t, n, macs, params) of one block, as float arrays (``stride`` and ``r_in`` may be arrays too)."""
     c_in, c_out, k, mid = (np.asarray(x, dtype=np.float64) for x in (c_in, c_out, k, mid))
-    r_out = -(-r_in // stride)
-    ri2, ro2 = float(r_in * r_in), float(r_out * r_out)
+    r_out = -(-np.asarray(r_in) // stride)
+    ri2, ro2 = np.asarray(r_in, dtype=np.float64) ** 2, np.asarray(r_out, dtype=np.float64) ** 2
     zero = np.zeros(np.broadcast(c_in, c_out, k, mid).shape)
     changes = (stride != 1) | (c_in != c_out)
     if block == "conv":

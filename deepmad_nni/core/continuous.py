@@ -1,0 +1,246 @@
+"""Continuous relaxation of the DeepMAD program: widths, mid widths and depths as real numbers.
+
+Per slot the variables are ``log c_out`` and, for repeatable blocks, the depth ``d`` and either
+``log mid`` (a bottleneck's grid width) or ``log e`` (an inverted residual's expansion).  Kernels are fixed
+per solve.  Blocks are the closed forms of core/terms.py at real arguments; a slot is its first block plus
+``d - 1`` repeats.  SLSQP maximises ``sum_i alpha_i H_i - beta Q`` under rho (every stage prefix under the
+official convention), FLOPs, params and the width rules, from one start.
+
+It is a heuristic: the relaxation is not concave, so its point is a local optimum and proves nothing.  Its
+point is what core/rounding.py rounds to designs, and its KKT multipliers are the branch and bound's
+Lagrangian multipliers (:meth:`ContinuousPoint.lagrange`), which give a valid bound whatever they are.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .arch import REPEATABLE
+from .program import Program
+from .score import CONVENTIONS
+from .terms import block_terms
+
+STEP = 1e-6          # forward-difference step of the Jacobians
+SCALE = 1e4          # the objective is divided by this inside SLSQP
+
+
+def _mode(slot, kernel: int) -> str | None:
+    """How a slot is relaxed at ``kernel``: "conv", "basic", "grid" (mid from the grid), "out"/"in"
+    (mid = expansion x output/input width); None when the relaxation does not cover it."""
+    ops = [o for o in slot.ops if o.kernel == kernel]
+    blocks = {o.block for o in slot.ops}
+    if not ops or len(blocks) != 1:
+        return None
+    block = blocks.pop()
+    if block == "conv":
+        return "conv"
+    if block not in REPEATABLE:
+        return None
+    if block == "basic":
+        return "basic"
+    if all(o.mid_from_grid for o in ops):
+        return "grid"
+    bases = {o.base for o in ops}
+    return bases.pop() if len(bases) == 1 and all(o.expansion > 0 for o in ops) else None
+
+
+def relaxable(program: Program) -> bool:
+    """Whether every slot of the family has a relaxation (core/continuous.py covers it)."""
+    return all(_mode(s, max(o.kernel for o in s.ops)) is not None for s in program.family.slots)
+
+
+@dataclass
+class ContinuousPoint:
+    """A local optimum of the relaxation: per slot width, mid width and depth (reals), and its figures."""
+
+    x: np.ndarray
+    widths: np.ndarray
+    mids: np.ndarray
+    depths: np.ndarray
+    kernels: tuple
+    objective: float
+    feasible: bool
+    iterations: int
+    lagrange: tuple          # (lambda_F, lambda_P, mu, n0) for the branch and bound's relaxation
+
+
+class ContinuousRelaxation:
+    """The relaxed program over ``program.family`` with the given kernel per slot (default: the largest)."""
+
+    def __init__(self, program: Program, kernels=None):
+        fam = program.family
+        self.program, self.family = program, fam
+        n = len(fam.slots)
+        self.kernels = tuple(max(o.kernel for o in s.ops) for s in fam.slots) if kernels is None else tuple(kernels)
+        self.modes = [_mode(s, k) for s, k in zip(fam.slots, self.kernels)]
+        if None in self.modes:
+            raise ValueError(f"family {fam.name} has slots the continuous relaxation does not cover.")
+        self.ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+        r, self.r_in, self.r_out = fam.resolution, [], []
+        for s in fam.slots:
+            self.r_in.append(r)
+            r = -(-r // s.stride)
+            self.r_out.append(r)
+        lo, hi, self.c_var, self.m_var, self.d_var = [], [], [], [], []
+
+        def var(a, b):
+            lo.append(a)
+            hi.append(b)
+            return len(lo) - 1
+
+        for s, k, mode in zip(fam.slots, self.kernels, self.modes):
+            self.c_var.append(var(math.log(min(s.widths)), math.log(max(s.widths))))
+            ops = [o for o in s.ops if o.kernel == k]
+            if mode == "grid":
+                self.m_var.append(var(math.log(min(s.mids)), math.log(max(s.mids))))
+            elif mode in ("in", "out"):
+                es = [o.expansion for o in ops]
+                self.m_var.append(var(math.log(min(es)), math.log(max(es))))
+            else:
+                self.m_var.append(None)
+            self.d_var.append(None if mode == "conv" else var(float(min(s.depths)), float(max(s.depths))))
+        self.lo, self.hi = np.array(lo), np.array(hi)
+        self.block = [next(iter({o.block for o in s.ops})) for s in fam.slots]
+        self.s = CONVENTIONS[program.convention]
+        self.area = np.array([self.r_out[e] ** 2 for e in self.ends], float)
+        self.groups = self._depth_groups()
+
+    def _depth_groups(self) -> np.ndarray:
+        """(slots, groups) 0/1 matrix: the depths Q is taken over are ``depths @ groups`` (core/score.py)."""
+        rep = [b in REPEATABLE for b in self.block]
+        n = len(rep)
+        if self.program.convention == "official":
+            counted = [j for j in range(n) if rep[j]]
+            if counted and self.block[counted[0]] == "bottleneck":
+                counted = counted[2:]
+            g = np.zeros((n, len(counted)))
+            g[counted, np.arange(len(counted))] = 1.0
+            return g
+        stage = np.searchsorted(self.ends, np.arange(n))
+        cols = [[1.0 if rep[j] and stage[j] == i else 0.0 for j in range(n)] for i in range(len(self.ends))]
+        return np.array([c for c in cols if any(c)]).T.reshape(n, -1)
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    def parts(self, X: np.ndarray):
+        """Per-slot (t, n, macs, params) and (width, mid, depth), each (B, slots), of points X (B, vars)."""
+        X = np.atleast_2d(X)
+        fam, b = self.family, len(X)
+        widths = np.exp(X[:, self.c_var])
+        c_in = np.concatenate([np.full((b, 1), float(fam.in_channels)), widths[:, :-1]], axis=1)
+        mids, depths = np.ones_like(widths), np.ones_like(widths)
+        terms = [np.zeros_like(widths) for _ in range(4)]
+        for j, mode in enumerate(self.modes):
+            if self.d_var[j] is not None:
+                depths[:, j] = X[:, self.d_var[j]]
+            if mode == "grid":
+                mids[:, j] = np.exp(X[:, self.m_var[j]])
+            elif mode in ("in", "out"):
+                mids[:, j] = np.exp(X[:, self.m_var[j]]) * (widths[:, j] if mode == "out" else c_in[:, j])
+        for block in set(self.block):
+            cols = [j for j in range(len(self.block)) if self.block[j] == block]
+            k = np.array([self.kernels[j] for j in cols], float)
+            stride = np.array([fam.slots[j].stride for j in cols])
+            first = block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols], stride,
+                                np.array([self.r_in[j] for j in cols]))
+            if block == "conv":
+                for dst, a in zip(terms, first):
+                    dst[:, cols] = a
+                continue
+            rep = block_terms(block, widths[:, cols], widths[:, cols], k, mids[:, cols], 1,
+                              np.array([self.r_out[j] for j in cols]))
+            extra = depths[:, cols] - 1.0
+            for dst, a, r in zip(terms, first, rep):
+                dst[:, cols] = a + extra * r
+        terms[2][:, -1] += widths[:, -1] * fam.num_classes                     # the classifier
+        terms[3][:, -1] += widths[:, -1] * fam.num_classes + fam.num_classes
+        return terms, (widths, mids, depths)
+
+    def evaluate(self, X: np.ndarray, margin: float = 0.0):
+        """Objective (B,) and constraint values (B, K), feasible where all are >= 0.  ``margin`` tightens
+        the budgets and rho (relative), so that a rounded point has room."""
+        p = self.program
+        (t, nl, f, pa), (widths, mids, depths) = self.parts(X)
+        s_cum, n_cum = np.cumsum(t, axis=1)[:, self.ends], np.cumsum(nl, axis=1)[:, self.ends]
+        entropy = (self.s * np.log(self.area * widths[:, self.ends]) * s_cum) @ np.array(p.alpha)
+        g = depths @ self.groups
+        q = np.exp(g.std(axis=1)) if g.shape[1] > 1 else np.ones(len(g))
+        cons = []
+        prefixes = range(len(self.ends)) if p.convention == "official" else [len(self.ends) - 1]
+        for i in prefixes:   # rho <= rho_0  <=>  S / n >= log(n / rho_0)
+            cons.append(s_cum[:, i] / n_cum[:, i] - np.log(n_cum[:, i] / p.rho) + math.log1p(-margin))
+        for total, budget in ((f.sum(axis=1), p.flops), (pa.sum(axis=1), p.params)):
+            if budget is not None:
+                cons.append(1.0 - margin - total / budget)
+        lw = np.log(widths)
+        for j in range(1, len(self.modes)):
+            rules = self.family.slot_rules(j)
+            cons.append(lw[:, j] - lw[:, j - 1])
+            if rules["max_width_ratio"] is not None:
+                cons.append(math.log(rules["max_width_ratio"]) - lw[:, j] + lw[:, j - 1])
+        for j, mode in enumerate(self.modes):
+            if mode == "grid":
+                lm = np.log(mids[:, j])
+                cons += [lm - lw[:, j] - math.log(self.family.mid_min_ratio), lw[:, j] - lm]
+        return entropy - p.beta * q, np.stack(cons, axis=1)
+
+    # ---- solve -------------------------------------------------------------------------------------
+    def start(self, fraction: float = 0.3) -> np.ndarray:
+        """A start: every variable ``fraction`` of the way from its lower to its upper bound."""
+        return self.lo + fraction * (self.hi - self.lo)
+
+    def solve(self, x0: np.ndarray, *, margin: float = 0.0, max_iterations: int = 100) -> ContinuousPoint:
+        """A local optimum of the relaxation from ``x0`` (SLSQP, forward-difference Jacobians)."""
+        eye = STEP * np.eye(len(x0))
+        memo: dict = {}
+
+        def at(x):
+            key = x.tobytes()
+            if key not in memo:
+                memo.clear()
+                o, c = self.evaluate(np.vstack([x, x + eye]), margin)
+                memo[key] = (-o / SCALE, c)
+            return memo[key]
+
+        def objective(x):
+            return at(x)[0][0]
+
+        def gradient(x):
+            o = at(x)[0]
+            return (o[1:] - o[0]) / STEP
+
+        def constraints(x):
+            return at(x)[1][0]
+
+        def jacobian(x):
+            c = at(x)[1]
+            return ((c[1:] - c[0]) / STEP).T
+
+        res = minimize(objective, np.clip(x0, self.lo, self.hi), jac=gradient, method="SLSQP",
+                       bounds=list(zip(self.lo, self.hi)), options={"maxiter": max_iterations, "ftol": 1e-9},
+                       constraints=[{"type": "ineq", "fun": constraints, "jac": jacobian}])
+        x = np.clip(res.x, self.lo, self.hi)
+        obj, cons = self.evaluate(x[None, :], margin)
+        _, (widths, mids, depths) = self.parts(x[None, :])
+        kappa = np.maximum(np.asarray(getattr(res, "multipliers", np.zeros(cons.shape[1]))), 0.0) * SCALE
+        return ContinuousPoint(x, widths[0], mids[0], depths[0], self.kernels, float(obj[0]),
+                               bool(cons.min() >= -1e-6), int(res.nit), self._lagrange(x, kappa))
+
+    def _lagrange(self, x: np.ndarray, kappa: np.ndarray) -> tuple:
+        """(lambda_F, lambda_P, mu, n0) from the multipliers of the whole-network rho, FLOPs and params
+        constraints (see the module docstring of core/branch_and_bound.py)."""
+        p = self.program
+        (_, nl, _, _), _ = self.parts(x[None, :])
+        n0 = float(nl.sum())
+        k = len(self.ends) if p.convention == "official" else 1
+        mu = kappa[k - 1] / n0
+        lam = []
+        for budget in (p.flops, p.params):
+            if budget is None:
+                lam.append(0.0)
+            else:
+                lam.append(kappa[k] / budget)
+                k += 1
+        return lam[0], lam[1], float(mu), n0
