@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convention", choices=["official", "paper"], default="official",
                    help="entropy scale 1/2 and TinyNAS rules (official, default) or the paper's Eq. 4 (paper)")
     p.add_argument("--top-k", type=int, default=1, help="number of distinct designs to return")
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds before the search stops (default 30)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds to search for a better design and a tighter bound (default: the quick solve, "
+                        "the rounded continuous relaxation and its bound, well under a second)")
     p.add_argument("--seed", type=int, default=0)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the result object as JSON")
@@ -39,7 +41,8 @@ def run(args) -> int:
         family = get_family(args.family)
         flops, params, rho = args.flops, args.params, args.rho
     if not (args.json or args.export):
-        print(f"Solving DeepMAD over {family.name} (up to {args.time_limit:g} s) ...", file=sys.stderr)
+        limit = "quick solve" if args.time_limit is None else f"up to {args.time_limit:g} s"
+        print(f"Solving DeepMAD over {family.name} ({limit}) ...", file=sys.stderr)
     result = solve(family, flops=flops, params=params, rho=rho, alpha=args.alpha, beta=args.beta,
                    convention=args.convention, top_k=args.top_k, time_limit=args.time_limit, seed=args.seed,
                    progress=lambda line: print(f"  {line}", file=sys.stderr))

@@ -30,12 +30,14 @@ from scipy.optimize import minimize
 from .program import Program
 from .result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL, Design, DesignResult
 from .evolution import evolve
+from .continuous import relaxable
 from .slots import BatchScorer, SlotTable, build_slot_tables, totals as _totals
 
 NEG = -1e200
 GRID = 48
 LEAF_BATCH = 4096   # leaves scored per batch
 POLISH_NODES = 2000  # nodes per box when the box search polishes a local optimum
+QUICK_FALLBACK = 10.0  # seconds a quick solve (no time limit) searches on when the rounding found nothing
 
 
 def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -183,8 +185,10 @@ def _depth_spread_bound(relax: _Relaxation, program: Program, deadline: float) -
     return best
 
 
-def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120, deadline: float = math.inf):
-    """Multipliers minimising the root bound (Nelder-Mead on logs; missing budgets keep lambda = 0)."""
+def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120, deadline: float = math.inf,
+                     start: tuple | None = None):
+    """Multipliers minimising the root bound (Nelder-Mead on logs; missing budgets keep lambda = 0), from
+    ``start`` (lambda_F, lambda_P, mu, n0; e.g. the continuous relaxation's) and two typical optima."""
     fb, pb = program.flops is not None, program.params is not None
     scale = max(abs(relax.set(0, 0, 0, 1.0).root_bound()), 1.0)
     n_ref = 50.0
@@ -204,8 +208,13 @@ def _fit_multipliers(relax: _Relaxation, program: Program, max_evals: int = 120,
         return value
 
     best_seen = [math.inf, np.zeros(4)]
-
-    for x0 in ([-2.8, -2.5, 0.9, 0.7], [-2.0, -3.0, 1.0, 0.3]):  # typical optima over the presets
+    starts = [[-2.8, -2.5, 0.9, 0.7], [-2.0, -3.0, 1.0, 0.3]]   # typical optima over the presets
+    if start is not None:
+        lam_f, lam_p, mu, n0 = start
+        starts.insert(0, [math.log(max(lam_f * (program.flops or 0.0) / scale, 1e-12)),
+                          math.log(max(lam_p * (program.params or 0.0) / scale, 1e-12)),
+                          math.log(max(mu * 1000.0 / scale, 1e-12)), math.log(n0 / n_ref)])
+    for x0 in starts:
         try:
             minimize(f, np.array(x0), method="Nelder-Mead",
                      options={"maxfev": max_evals, "xatol": 1e-3, "fatol": 1e-9 * scale})
@@ -278,13 +287,16 @@ class _Incumbents:
         return [d for _, _, d in sorted(self.heap, key=lambda x: (-x[0], -x[1]))]
 
 
-def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float = 10.0,
+def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float | None = 10.0,
                            node_limit: int | None = None, seed: int = 0, heuristic_share: float = 0.85,
                            evaluations: int = 500_000, starts: int = 24, progress=None,
                            multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
     """Branch and bound (module docstring).
 
-    With ``heuristic_share`` > 0, the primal heuristics (:func:`_primal_heuristics`: at most ``starts``
+    With ``heuristic_share`` > 0, the relaxation and rounding (core/rounding.py) first gives incumbents and
+    the relaxation's multipliers.  ``time_limit=None`` (quick) stops there: the result is the rounded
+    design with the bound those multipliers prove (when nothing feasible came out, the search goes on as
+    with a limit of :data:`QUICK_FALLBACK` seconds).  Otherwise the primal heuristics (:func:`_primal_heuristics`: at most ``starts``
     evolutions, the first of up to ``evaluations`` candidates, local search, box search) spend at most that
     share of ``time_limit`` on incumbents before the exact search of the whole family; the multiplier fit
     takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the
@@ -301,12 +313,19 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     best = _Incumbents(program, slots, top_k, floor)
 
     relax = _Relaxation(program, slots).resize(12)
-    evaluated, box_note = 0, ""
+    evaluated, box_note, rounded = 0, "", None
+    if heuristic_share > 0 and fam.size() > 10**6 and relaxable(program):
+        rounded = _relaxation_and_rounding(program, scorer, best, t0, time_limit, seed, say)
+    quick = time_limit is None
+    if quick and best.heap:
+        return _quick_result(program, relax, best, rounded, t0)
+    time_limit = QUICK_FALLBACK if quick else time_limit
     if heuristic_share > 0:
         evaluated, box_note = _primal_heuristics(program, scorer, best, t0, heuristic_share * time_limit, seed,
                                                  evaluations, starts, say)
     if multipliers is None:
-        _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit)
+        _fit_multipliers(relax, program, max_evals=60, deadline=time.perf_counter() + 0.1 * time_limit,
+                         start=rounded.lagrange if rounded is not None else None)
     else:
         relax.set(*multipliers)
     spread_bound = _depth_spread_bound(relax, program, deadline=time.perf_counter() + 0.05 * time_limit)
@@ -474,6 +493,37 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
         best.offer_design(design)
     say(f"box search: {box.boxes} boxes, best objective {best.designs()[0].score.objective:.6g}")
     return evaluated, note + f"{box.boxes} boxes around the incumbent, {box.improvements} improving it"
+
+
+def _relaxation_and_rounding(program, scorer, best: _Incumbents, t0: float, time_limit, seed: int, say):
+    """Incumbents from the continuous relaxation, rounded and climbed (core/rounding.py); returns the
+    relaxation's optimum (its multipliers seed the bound)."""
+    from .local_search import LocalSearch
+    from .rounding import relax_and_round
+    deadline = math.inf if time_limit is None else t0 + 0.5 * time_limit
+    optima, point = relax_and_round(LocalSearch(scorer), seed=seed, deadline=deadline)
+    for c, d, v in optima:
+        best.offer(c[None, :], d[None, :], np.array([v]))
+    say(f"relaxation and rounding: relaxed optimum {point.objective:.6g}, best rounded design "
+        f"{optima[0][2] if optima else -math.inf:.6g} ({len(optima)} roundings climbed)")
+    return point
+
+
+def _quick_result(program: Program, relax: _Relaxation, best: _Incumbents, point, t0: float) -> DesignResult:
+    """The quick solve's result: the rounded designs and the bound of the relaxation's multipliers."""
+    bound = relax.resize(GRID).set(*point.lagrange).root_bound()
+    designs = best.designs()
+    value = designs[0].score.objective
+    elapsed = time.perf_counter() - t0
+    searched = (f"relaxation and rounding: relaxed optimum {point.objective:.6g}, bound {bound:.6g} from its "
+                f"multipliers")
+    if bound <= value + 1e-9 * max(1.0, abs(value)):
+        return DesignResult(OPTIMAL, f"Optimal ({searched}).", designs, value, elapsed, 0,
+                            program.family.name, program.as_dict())
+    gap = bound - value
+    return DesignResult(FEASIBLE_WITH_GAP, f"Quick solve ({searched}); the best design is within {gap:.4g} "
+                        f"({gap / max(abs(bound), 1e-12):.2%}) of the optimum; a time limit searches further.",
+                        designs, bound, elapsed, 0, program.family.name, program.as_dict())
 
 
 def _scored(program: Program, design: Design) -> Design:

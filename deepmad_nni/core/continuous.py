@@ -104,6 +104,14 @@ class ContinuousRelaxation:
             self.d_var.append(None if mode == "conv" else var(float(min(s.depths)), float(max(s.depths))))
         self.lo, self.hi = np.array(lo), np.array(hi)
         self.block = [next(iter({o.block for o in s.ops})) for s in fam.slots]
+        self.by_block = []   # per block type: its slots, kernels, strides and input/output resolutions
+        for block in sorted(set(self.block)):
+            cols = [j for j in range(n) if self.block[j] == block]
+            self.by_block.append((block, cols, np.array([self.kernels[j] for j in cols], float),
+                                  np.array([fam.slots[j].stride for j in cols]),
+                                  np.array([self.r_in[j] for j in cols]), np.array([self.r_out[j] for j in cols])))
+        self.has_d = [j for j in range(n) if self.d_var[j] is not None]
+        self.d_cols = [self.d_var[j] for j in self.has_d]
         self.s = CONVENTIONS[program.convention]
         self.area = np.array([self.r_out[e] ** 2 for e in self.ends], float)
         self.groups = self._depth_groups()
@@ -132,25 +140,19 @@ class ContinuousRelaxation:
         c_in = np.concatenate([np.full((b, 1), float(fam.in_channels)), widths[:, :-1]], axis=1)
         mids, depths = np.ones_like(widths), np.ones_like(widths)
         terms = [np.zeros_like(widths) for _ in range(4)]
+        depths[:, self.has_d] = X[:, self.d_cols]
         for j, mode in enumerate(self.modes):
-            if self.d_var[j] is not None:
-                depths[:, j] = X[:, self.d_var[j]]
             if mode == "grid":
                 mids[:, j] = np.exp(X[:, self.m_var[j]])
             elif mode in ("in", "out"):
                 mids[:, j] = np.exp(X[:, self.m_var[j]]) * (widths[:, j] if mode == "out" else c_in[:, j])
-        for block in set(self.block):
-            cols = [j for j in range(len(self.block)) if self.block[j] == block]
-            k = np.array([self.kernels[j] for j in cols], float)
-            stride = np.array([fam.slots[j].stride for j in cols])
-            first = block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols], stride,
-                                np.array([self.r_in[j] for j in cols]))
+        for block, cols, k, stride, r_in, r_out in self.by_block:
+            first = block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols], stride, r_in)
             if block == "conv":
                 for dst, a in zip(terms, first):
                     dst[:, cols] = a
                 continue
-            rep = block_terms(block, widths[:, cols], widths[:, cols], k, mids[:, cols], 1,
-                              np.array([self.r_out[j] for j in cols]))
+            rep = block_terms(block, widths[:, cols], widths[:, cols], k, mids[:, cols], 1, r_out)
             extra = depths[:, cols] - 1.0
             for dst, a, r in zip(terms, first, rep):
                 dst[:, cols] = a + extra * r
@@ -191,37 +193,45 @@ class ContinuousRelaxation:
         """A start: every variable ``fraction`` of the way from its lower to its upper bound."""
         return self.lo + fraction * (self.hi - self.lo)
 
-    def solve(self, x0: np.ndarray, *, margin: float = 0.0, max_iterations: int = 100) -> ContinuousPoint:
-        """A local optimum of the relaxation from ``x0`` (SLSQP, forward-difference Jacobians)."""
+    def solve(self, x0: np.ndarray, *, margin: float = 0.0, fixed: dict | None = None, max_iterations: int = 100,
+              tolerance: float = 1e-7) -> ContinuousPoint:
+        """A local optimum of the relaxation from ``x0`` (SLSQP on the variables scaled to [0, 1],
+        forward-difference Jacobians), with the variables in ``fixed`` (index -> value) held."""
+        span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        fixed = {i: (v - self.lo[i]) / span[i] for i, v in (fixed or {}).items()}
         eye = STEP * np.eye(len(x0))
         memo: dict = {}
 
-        def at(x):
-            key = x.tobytes()
+        def at(z):
+            key = z.tobytes()
             if key not in memo:
                 memo.clear()
-                o, c = self.evaluate(np.vstack([x, x + eye]), margin)
+                o, c = self.evaluate(self.lo + span * np.vstack([z, z + eye]), margin)
                 memo[key] = (-o / SCALE, c)
             return memo[key]
 
-        def objective(x):
-            return at(x)[0][0]
+        def objective(z):
+            return at(z)[0][0]
 
-        def gradient(x):
-            o = at(x)[0]
+        def gradient(z):
+            o = at(z)[0]
             return (o[1:] - o[0]) / STEP
 
-        def constraints(x):
-            return at(x)[1][0]
+        def constraints(z):
+            return at(z)[1][0]
 
-        def jacobian(x):
-            c = at(x)[1]
+        def jacobian(z):
+            c = at(z)[1]
             return ((c[1:] - c[0]) / STEP).T
 
-        res = minimize(objective, np.clip(x0, self.lo, self.hi), jac=gradient, method="SLSQP",
-                       bounds=list(zip(self.lo, self.hi)), options={"maxiter": max_iterations, "ftol": 1e-9},
+        z0 = np.clip((np.asarray(x0, float) - self.lo) / span, 0.0, 1.0)
+        bounds = [(fixed[i], fixed[i]) if i in fixed else (0.0, 1.0 if h > lo else 0.0)
+                  for i, (lo, h) in enumerate(zip(self.lo, self.hi))]
+        z0 = np.clip(z0, [b[0] for b in bounds], [b[1] for b in bounds])
+        res = minimize(objective, z0, jac=gradient, method="SLSQP", bounds=bounds,
+                       options={"maxiter": max_iterations, "ftol": tolerance},
                        constraints=[{"type": "ineq", "fun": constraints, "jac": jacobian}])
-        x = np.clip(res.x, self.lo, self.hi)
+        x = self.lo + span * np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
         obj, cons = self.evaluate(x[None, :], margin)
         _, (widths, mids, depths) = self.parts(x[None, :])
         kappa = np.maximum(np.asarray(getattr(res, "multipliers", np.zeros(cons.shape[1]))), 0.0) * SCALE

@@ -8,6 +8,7 @@ network (``c_out >= c_in`` for every slot after the stem), a slot's output stays
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -144,18 +145,29 @@ class Family:
         yield from rec(0, self.in_channels, [])
 
     def size(self) -> int:
-        """Number of architectures (counted by dynamic programming over the chain)."""
+        """Number of architectures (counted by dynamic programming over the chain; cached)."""
+        return _size(self)
+
+    def _count(self) -> int:
         counts = {self.in_channels: 1}
-        for j in range(len(self.slots)):
+        for j, slot in enumerate(self.slots):
+            cb = slot.combos(sorted(counts), **self.slot_rules(j))
+            ways = np.array([len(slot.depths_of(op)) for op in slot.ops])[cb["op"]]
+            pairs, index = np.unique(np.stack([cb["c_in"], cb["c_out"]], axis=1), axis=0, return_inverse=True)
+            per_pair = np.bincount(index.ravel(), weights=ways).astype(np.int64)
             nxt: dict[int, int] = {}
-            for c_in, n in counts.items():
-                for opt in self.slot_options(j, c_in):
-                    nxt[opt[0]] = nxt.get(opt[0], 0) + n
+            for (c_in, c_out), k in zip(pairs.tolist(), per_pair.tolist()):
+                nxt[c_out] = nxt.get(c_out, 0) + counts[c_in] * k
             counts = nxt
         return sum(counts.values())
 
     def num_stages(self) -> int:
         return 1 + sum(1 for j, s in enumerate(self.slots) if j > 0 and s.stride == 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _size(family: Family) -> int:
+    return family._count()
 
 
 def log_grid(lo: int, hi: int, ratio: float = 1.2) -> tuple[int, ...]:

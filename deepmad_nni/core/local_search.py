@@ -188,11 +188,19 @@ class LocalSearch:
                 cols = {x: (c, d.copy()) for x, (c, d) in g.items()}
                 cols[k] = (ck, dk + delta)
                 parts.append(cols)
+        return self._merge(combos, depths, parts)
+
+    @staticmethod
+    def _merge(combos, depths, parts):
+        """One set of columns holding the rows of every part (slots a part leaves alone keep their choices)."""
         keys = sorted(set().union(*parts))
         out = {}
         for k in keys:
-            default = (np.full(size, combos[k]), np.full(size, depths[k]))
-            out[k] = tuple(np.concatenate([cols.get(k, default)[i] for cols in parts]) for i in (0, 1))
+            cols = []
+            for part in parts:
+                size = len(next(iter(part.values()))[0])
+                cols.append(part.get(k, (np.full(size, combos[k]), np.full(size, depths[k]))))
+            out[k] = tuple(np.concatenate([c[i] for c in cols]) for i in (0, 1))
         return out
 
     def _local_deltas(self, j):
@@ -229,10 +237,11 @@ class LocalSearch:
     def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
         """Cheapest first; the climb restarts from the first after every move."""
         pairs = list(itertools.combinations(range(self.n), 2))
-        if "global" in kinds:
-            yield from (("global", lambda j=j: self._global(combos, depths, j)) for j in range(self.n))
+        if "global" in kinds:   # every slot at once: one batch
+            yield "global", lambda: self._merge(combos, depths, [self._global(combos, depths, j) for j in range(self.n)])
         if "shift" in kinds:
-            yield from (("shift", lambda j=j, k=k: self._pair(combos, depths, j, k, shift=True)) for j, k in pairs)
+            yield "shift", lambda: self._merge(combos, depths, [self._pair(combos, depths, j, k, shift=True)
+                                                                 for j, k in pairs])
         if "trade" in kinds:
             yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
         if "pair" in kinds:

@@ -7,11 +7,12 @@ with the two mids or expansions nearest its own, and the two depths around its d
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
 from .continuous import ContinuousPoint
-from .local_search import LocalSearch
+from .local_search import NEIGHBOURHOODS, LocalSearch
 
 
 def _nearest_two(grid, x: float) -> list[int]:
@@ -44,12 +45,11 @@ def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray
     return np.array(rows, np.int64)
 
 
-def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, seed: int = 0):
-    """(combos, depths, value) of the best feasible rounding of ``point``, or None when none is feasible."""
+def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, seed: int = 0, count: int = 1):
+    """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first."""
     options = [_slot_options(ls, j, point) for j in range(ls.n)]
     sizes = [len(o) for o in options]
-    total = math.prod(sizes)
-    if total <= limit:
+    if math.prod(sizes) <= limit:
         pick = np.stack([a.ravel() for a in np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")], axis=1)
     else:
         rng = np.random.default_rng(seed)
@@ -63,35 +63,59 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, s
         depths[:, j] = row[:, 3]
         ci = row[:, 0]
     ok = (combos >= 0).all(axis=1)
-    if not ok.any():
-        return None
     combos, depths = combos[ok], depths[ok]
+    if not len(combos):
+        return []
     out = ls.scorer(combos, depths)
     values = np.where(out["feasible"], out["objective"], -np.inf)
-    i = int(np.argmax(values))
-    if not np.isfinite(values[i]):
-        return None
-    return combos[i], depths[i], float(values[i])
+    order = np.argsort(-values, kind="stable")[:count]
+    return [(combos[i], depths[i], float(values[i])) for i in order if np.isfinite(values[i])]
 
 
 MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
+SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
 
 
-def relax_and_round(ls: LocalSearch, *, start: float = 0.3, kinds=("global", "shift"), seed: int = 0):
-    """A design from the continuous relaxation: solve it from ``start`` (core/continuous.py), round its point
-    (:func:`round_point`), and climb (core/local_search.py, neighbourhoods ``kinds``).  When no rounding is
-    feasible, solve again with a margin (:data:`MARGINS`) from the last point.  Returns (combos, depths,
-    value, point); combos is None when every margin failed."""
+def _points(relaxation, start: float):
+    """The relaxation's points to round, each from the one before: its optimum, the optimum with room to
+    spare (:data:`SPARE_MARGIN`), and the optima with the last stage's width held at the grid widths just
+    below and above (that width weighs alpha_M, the most, in the entropy).  When no rounding of the
+    optimum is feasible, the callers retry with :data:`MARGINS`."""
+    fam = relaxation.family
+    point = relaxation.solve(relaxation.start(start))
+    yield point
+    base = point
+    yield relaxation.solve(base.x, margin=SPARE_MARGIN)
+    last = relaxation.ends[-1]
+    grid = np.log(np.array(sorted(set(fam.slots[last].widths)), float))
+    i = int(np.searchsorted(grid, math.log(base.widths[last])))
+    for k in sorted({max(i - 1, 0), min(i, len(grid) - 1)}):
+        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]})
+
+
+def relax_and_round(ls: LocalSearch, *, start: float = 0.3, roundings: int = 2, climbs: int = 3,
+                    kinds=("global", "shift"), polish=NEIGHBOURHOODS, seed: int = 0, deadline: float = math.inf):
+    """Designs from the continuous relaxation (core/continuous.py): the ``roundings`` best feasible roundings
+    (:func:`round_point`) of each point of :func:`_points`; the ``climbs`` best distinct ones climbed over the
+    neighbourhoods ``kinds`` (core/local_search.py), the best local optimum then over ``polish``.  Returns
+    (optima as (combos, depths, value), best first; the relaxation's optimum).  The list is empty when no
+    rounding was feasible, even with the margins of :data:`MARGINS`."""
     from .continuous import ContinuousRelaxation
     relaxation = ContinuousRelaxation(ls.scorer.program)
-    x, point, found = relaxation.start(start), None, None
-    for margin in MARGINS:
-        point = relaxation.solve(x, margin=margin)
-        found = round_point(ls, point, seed=seed)
-        if found is not None:
+    found, first = {}, None
+    for point in _points(relaxation, start):
+        rounded = round_point(ls, point, seed=seed, count=roundings)
+        if first is None:
+            first = point
+            for margin in MARGINS[1:] if not rounded else ():
+                rounded = round_point(ls, relaxation.solve(point.x, margin=margin), seed=seed, count=roundings)
+                if rounded:
+                    break
+        found.update({(c.tobytes(), d.tobytes()): (c, d, v) for c, d, v in rounded})
+        if time.perf_counter() > deadline:
             break
-        x = point.x
-    if found is None:
-        return None, None, -math.inf, point
-    combos, depths, value = ls.climb(found[0], found[1], kinds=kinds)
-    return combos, depths, value, point
+    starts = sorted(found.values(), key=lambda r: -r[2])[:climbs]
+    optima = sorted((ls.climb(c, d, kinds=kinds, deadline=deadline) for c, d, _ in starts), key=lambda o: -o[2])
+    if optima and polish:
+        optima[0] = ls.climb(optima[0][0], optima[0][1], kinds=polish, deadline=deadline)
+    return optima, first

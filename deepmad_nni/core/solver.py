@@ -11,13 +11,14 @@ BRUTE_FORCE_MAX = 20000
 
 
 def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
-          top_k: int = 1, time_limit: float = 30.0, node_limit: int | None = None, seed: int = 0,
+          top_k: int = 1, time_limit: float | None = None, node_limit: int | None = None, seed: int = 0,
           method: str = "auto", progress=None) -> DesignResult:
     """Solve the DeepMAD program over ``family`` (a :class:`Family` or a family name).
 
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
-    ``method``: ``"branch-and-bound"`` (evolution seeds the incumbents, then the exact search runs until it
-    closes or ``time_limit`` seconds / ``node_limit`` nodes), ``"enumerate"`` (brute force, small families
+    ``method``: ``"branch-and-bound"`` (the continuous relaxation, rounded, and evolution seed the
+    incumbents, then the exact search runs until it closes or ``time_limit`` seconds / ``node_limit`` nodes;
+    with ``time_limit=None``, the quick solve: the rounded relaxation and the bound of its multipliers), ``"enumerate"`` (brute force, small families
     only) or ``"auto"`` (enumerate families of at most 20,000 designs).
     """
     if isinstance(family, str):
@@ -26,13 +27,14 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
                              convention=convention)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds, but got {time_limit!r}.")
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds or None, but got {time_limit!r}.")
     if node_limit is not None and (not isinstance(node_limit, int) or node_limit < 0):
         raise ValueError(f"node_limit must be a non-negative integer or None, but got {node_limit!r}.")
     if method not in ("auto", "branch-and-bound", "enumerate"):
         raise ValueError(f"method must be one of ['auto', 'branch-and-bound', 'enumerate'], but got {method!r}.")
     if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
         return solve_enumerate(program, top_k)
-    return solve_branch_and_bound(program, top_k=top_k, time_limit=float(time_limit), node_limit=node_limit,
+    return solve_branch_and_bound(program, top_k=top_k, time_limit=None if time_limit is None else float(time_limit),
+                                  node_limit=node_limit,
                                   seed=seed, progress=progress)
