@@ -146,6 +146,8 @@ class ContinuousRelaxation:
                 mids[:, j] = np.exp(X[:, self.m_var[j]])
             elif mode in ("in", "out"):
                 mids[:, j] = np.exp(X[:, self.m_var[j]]) * (widths[:, j] if mode == "out" else c_in[:, j])
+        near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
+        mids = np.where(np.abs(mids - near) < 1e-6 * near, near, mids)
         for block, cols, k, stride, r_in, r_out in self.by_block:
             first = block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols], stride, r_in)
             if block == "conv":

@@ -74,6 +74,8 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, s
 
 MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
 SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
+FIRST_ITERATIONS = 100        # SLSQP iterations from the start, and from the optimum for the other points
+MORE_ITERATIONS = 60
 
 
 def _points(relaxation, start: float):
@@ -82,15 +84,15 @@ def _points(relaxation, start: float):
     below and above (that width weighs alpha_M, the most, in the entropy).  When no rounding of the
     optimum is feasible, the callers retry with :data:`MARGINS`."""
     fam = relaxation.family
-    point = relaxation.solve(relaxation.start(start))
+    point = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
     yield point
     base = point
-    yield relaxation.solve(base.x, margin=SPARE_MARGIN)
+    yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
     last = relaxation.ends[-1]
     grid = np.log(np.array(sorted(set(fam.slots[last].widths)), float))
     i = int(np.searchsorted(grid, math.log(base.widths[last])))
     for k in sorted({max(i - 1, 0), min(i, len(grid) - 1)}):
-        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]})
+        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]}, max_iterations=MORE_ITERATIONS)
 
 
 def relax_and_round(ls: LocalSearch, *, start: float = 0.3, roundings: int = 2, climbs: int = 3,
@@ -108,7 +110,8 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, roundings: int = 2, 
         if first is None:
             first = point
             for margin in MARGINS[1:] if not rounded else ():
-                rounded = round_point(ls, relaxation.solve(point.x, margin=margin), seed=seed, count=roundings)
+                rounded = round_point(ls, relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS),
+                                      seed=seed, count=roundings)
                 if rounded:
                     break
         found.update({(c.tobytes(), d.tobytes()): (c, d, v) for c, d, v in rounded})
