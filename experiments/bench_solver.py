@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: set OMP_NUM_THREADS=1 to measure on one core", file=sys.stderr)
-    header = (f"{'preset':7} {'solve s':>8} {'max s':>6} {'objective':>10} {'status':>18} {'gap %':>6} {'mem MB':>7} | "
+    header = (f"{'preset':7} {'solve s':>8} {'max s':>6} {'objective':>10} {'median obj':>10} {'status':>18} {'gap %':>6} {'mem MB':>7} | "
               f"{'evo s':>6} {'evo evals':>9} {'evo objective':>13} {'evals to reach':>14}")
     print(header)
     rows = []
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         rows.append(row)
         reach = row["evo_evals_to_reach_solver"]
         print(f"{name:7} {row['solve_time_median_s']:8.3f} {row['solve_time_max_s']:6.3f} "
-              f"{row['solve_objective_best']:10.1f} {row['status']:>18} {row['gap_pct']:6.2f} {row['peak_mem_mb']:7.1f} | {row['evo_time_s']:6.1f} "
+              f"{row['solve_objective_best']:10.1f} {row['solve_objective_median']:10.1f} {row['status']:>18} "
+              f"{row['gap_pct']:6.2f} {row['peak_mem_mb']:7.1f} | {row['evo_time_s']:6.1f} "
               f"{row['evo_evaluations']:9d} {row['evo_objective']:13.1f} {reach if reach else 'never':>14}", flush=True)
     if args.out:
         out = Path(args.out)
