@@ -2,11 +2,12 @@
 
 For each preset it prints the solver's time, objective, status, proven bound and gap (median and largest
 time over ``--repeats`` runs, one core) and its peak memory (tracemalloc, in a separate solve of at most
-``--memory-time-limit`` seconds, since tracing slows the search and the design depends on the time).  With
-no ``--time-limit`` the solves are quick solves (the rounded continuous relaxation and its bound).  Then
-the evolutionary baseline run the way the official implementation searches (population 256, 2 mutated blocks per child, up to 500,000
-evaluations of the same objective under the same constraints) with its time, its best objective and the
-number of evaluations it needed to first reach the solver's objective.
+``--memory-time-limit`` seconds, since tracing slows the search and the design depends on the time).
+With no ``--time-limit`` the solves are quick solves (the rounded continuous relaxation and its bound).
+Then the evolutionary baseline, run the way the official implementation searches (population 256, 2
+mutated blocks per child, up to 500,000 evaluations of the same objective under the same constraints),
+with its time, its best objective and the number of evaluations it needed to first reach the solver's
+objective.
 
     OMP_NUM_THREADS=1 python experiments/bench_solver.py [--time-limit T] [--evaluations 500000] [--out DIR]
 """
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: set OMP_NUM_THREADS=1 to measure on one core", file=sys.stderr)
-    header = (f"{'preset':7} {'solve s':>8} {'max s':>6} {'objective':>10} {'median obj':>10} {'status':>18} {'gap %':>6} {'mem MB':>7} | "
+    header = (f"{'preset':7} {'solve s':>8} {'max s':>6} {'objective':>10} {'median obj':>10} {'status':>18} "
+              f"{'gap %':>6} {'mem MB':>7} | "
               f"{'evo s':>6} {'evo evals':>9} {'evo objective':>13} {'evals to reach':>14}")
     print(header)
     rows = []

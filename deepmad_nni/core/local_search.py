@@ -238,7 +238,8 @@ class LocalSearch:
         """Cheapest first; the climb restarts from the first after every move."""
         pairs = list(itertools.combinations(range(self.n), 2))
         if "global" in kinds:   # every slot at once: one batch
-            yield "global", lambda: self._merge(combos, depths, [self._global(combos, depths, j) for j in range(self.n)])
+            yield "global", lambda: self._merge(combos, depths, [self._global(combos, depths, j)
+                                                                  for j in range(self.n)])
         if "shift" in kinds:
             yield "shift", lambda: self._merge(combos, depths, [self._pair(combos, depths, j, k, shift=True)
                                                                  for j, k in pairs])

@@ -18,8 +18,9 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
     ``method``: ``"branch-and-bound"`` (the continuous relaxation, rounded, and evolution seed the
     incumbents, then the exact search runs until it closes or ``time_limit`` seconds / ``node_limit`` nodes;
-    with ``time_limit=None``, the quick solve: the rounded relaxation and the bound of its multipliers), ``"enumerate"`` (brute force, small families
-    only) or ``"auto"`` (enumerate families of at most 20,000 designs).
+    with ``time_limit=None``, the quick solve: the rounded relaxation and the bound of its multipliers),
+    ``"enumerate"`` (brute force, small families only) or ``"auto"`` (enumerate families of at most
+    20,000 designs).
     """
     if isinstance(family, str):
         family = get_family(family)
