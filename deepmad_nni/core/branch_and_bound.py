@@ -299,10 +299,11 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     with a limit of :data:`QUICK_FALLBACK` seconds).  Otherwise the primal heuristics
     (:func:`_primal_heuristics`: at most ``starts`` evolutions, the first of up to ``evaluations``
     candidates, local search, box search) spend at most that share of ``time_limit`` on incumbents before
-    the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.  ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the
-    fit; ``floor`` prunes every design whose objective cannot exceed it (the result is then "infeasible"
-    when nothing beats it).  ``progress``, if given, is called with a line of text at each phase.  Ctrl-C
-    ends the search early like a time limit: the best design so far comes back with a valid bound.
+    the exact search of the whole family; the multiplier fit takes up to 0.1 of ``time_limit`` after them.
+    ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose objective
+    cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if given, is
+    called with a line of text at each phase.  Ctrl-C ends the search early like a time limit: the best
+    design so far comes back with a valid bound.
     """
     say = progress or (lambda line: None)
     t0 = time.perf_counter()

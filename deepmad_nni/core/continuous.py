@@ -114,7 +114,36 @@ class ContinuousRelaxation:
         self.d_cols = [self.d_var[j] for j in self.has_d]
         self.s = CONVENTIONS[program.convention]
         self.area = np.array([self.r_out[e] ** 2 for e in self.ends], float)
+        self.alpha = np.array(program.alpha)
         self.groups = self._depth_groups()
+        self.mid_of = {m: ([j for j in range(n) if self.modes[j] == m], [self.m_var[j] for j in range(n)
+                                                                          if self.modes[j] == m])
+                       for m in ("grid", "out", "in")}
+        self.prefixes = np.arange(len(self.ends)) if program.convention == "official" else [len(self.ends) - 1]
+        self.linear = self._linear_constraints()
+
+    def _linear_constraints(self):
+        """(A, b) with the width rules as ``A x + b >= 0``: widths never decrease, a slot stays within
+        ``max_width_ratio`` x its input, and a bottleneck mid lies in [mid_min_ratio x out, out]."""
+        rows, consts = [], []
+
+        def row(pairs, const):
+            r = np.zeros(len(self.lo))
+            for i, v in pairs:
+                r[i] += v
+            rows.append(r)
+            consts.append(const)
+
+        for j in range(1, len(self.modes)):
+            row([(self.c_var[j], 1.0), (self.c_var[j - 1], -1.0)], 0.0)
+            ratio = self.family.slot_rules(j)["max_width_ratio"]
+            if ratio is not None:
+                row([(self.c_var[j], -1.0), (self.c_var[j - 1], 1.0)], math.log(ratio))
+        for j, mode in enumerate(self.modes):
+            if mode == "grid":
+                row([(self.m_var[j], 1.0), (self.c_var[j], -1.0)], -math.log(self.family.mid_min_ratio))
+                row([(self.c_var[j], 1.0), (self.m_var[j], -1.0)], 0.0)
+        return np.array(rows).reshape(len(rows), len(self.lo)), np.array(consts)
 
     def _depth_groups(self) -> np.ndarray:
         """(slots, groups) 0/1 matrix: the depths Q is taken over are ``depths @ groups`` (core/score.py)."""
@@ -141,11 +170,10 @@ class ContinuousRelaxation:
         mids, depths = np.ones_like(widths), np.ones_like(widths)
         terms = [np.zeros_like(widths) for _ in range(4)]
         depths[:, self.has_d] = X[:, self.d_cols]
-        for j, mode in enumerate(self.modes):
-            if mode == "grid":
-                mids[:, j] = np.exp(X[:, self.m_var[j]])
-            elif mode in ("in", "out"):
-                mids[:, j] = np.exp(X[:, self.m_var[j]]) * (widths[:, j] if mode == "out" else c_in[:, j])
+        for mode, base in (("grid", None), ("out", widths), ("in", c_in)):
+            cols, var = self.mid_of[mode]
+            if cols:
+                mids[:, cols] = np.exp(X[:, var]) * (1.0 if base is None else base[:, cols])
         near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
         mids = np.where(np.abs(mids - near) < 1e-6 * near, near, mids)
         for block, cols, k, stride, r_in, r_out in self.by_block:
@@ -163,32 +191,25 @@ class ContinuousRelaxation:
         return terms, (widths, mids, depths)
 
     def evaluate(self, X: np.ndarray, margin: float = 0.0):
-        """Objective (B,) and constraint values (B, K), feasible where all are >= 0.  ``margin`` tightens
-        the budgets and rho (relative), so that a rounded point has room."""
+        """Objective (B,) and the nonlinear constraint values (B, K): rho of each counted prefix, then FLOPs
+        and params; feasible where all of them and the width rules (:meth:`_linear_constraints`) are >= 0.
+        ``margin`` tightens the budgets and rho (relative), so that a rounded point has room."""
         p = self.program
         (t, nl, f, pa), (widths, mids, depths) = self.parts(X)
         s_cum, n_cum = np.cumsum(t, axis=1)[:, self.ends], np.cumsum(nl, axis=1)[:, self.ends]
-        entropy = (self.s * np.log(self.area * widths[:, self.ends]) * s_cum) @ np.array(p.alpha)
+        entropy = (self.s * np.log(self.area * widths[:, self.ends]) * s_cum) @ self.alpha
         g = depths @ self.groups
         q = np.exp(g.std(axis=1)) if g.shape[1] > 1 else np.ones(len(g))
-        cons = []
-        prefixes = range(len(self.ends)) if p.convention == "official" else [len(self.ends) - 1]
-        for i in prefixes:   # rho <= rho_0  <=>  S / n >= log(n / rho_0)
-            cons.append(s_cum[:, i] / n_cum[:, i] - np.log(n_cum[:, i] / p.rho) + math.log1p(-margin))
-        for total, budget in ((f.sum(axis=1), p.flops), (pa.sum(axis=1), p.params)):
+        s_p, n_p = s_cum[:, self.prefixes], n_cum[:, self.prefixes]
+        cons = [s_p / n_p - np.log(n_p / p.rho) + math.log1p(-margin)]   # rho <= rho_0: S/n >= log(n/rho_0)
+        for total, budget in ((f, p.flops), (pa, p.params)):
             if budget is not None:
-                cons.append(1.0 - margin - total / budget)
-        lw = np.log(widths)
-        for j in range(1, len(self.modes)):
-            rules = self.family.slot_rules(j)
-            cons.append(lw[:, j] - lw[:, j - 1])
-            if rules["max_width_ratio"] is not None:
-                cons.append(math.log(rules["max_width_ratio"]) - lw[:, j] + lw[:, j - 1])
-        for j, mode in enumerate(self.modes):
-            if mode == "grid":
-                lm = np.log(mids[:, j])
-                cons += [lm - lw[:, j] - math.log(self.family.mid_min_ratio), lw[:, j] - lm]
-        return entropy - p.beta * q, np.stack(cons, axis=1)
+                cons.append(1.0 - margin - total.sum(axis=1, keepdims=True) / budget)
+        return entropy - p.beta * q, np.concatenate(cons, axis=1)
+
+    def feasible(self, x: np.ndarray, tol: float = 1e-6) -> bool:
+        a, b = self.linear
+        return bool(self.evaluate(x[None, :])[1].min() >= -tol and (a @ x + b).min(initial=0.0) >= -tol)
 
     # ---- solve -------------------------------------------------------------------------------------
     def start(self, fraction: float = 0.3) -> np.ndarray:
@@ -226,19 +247,22 @@ class ContinuousRelaxation:
             c = at(z)[1]
             return ((c[1:] - c[0]) / STEP).T
 
+        a, b = self.linear
+        lin_a, lin_b = a * span[None, :], a @ self.lo + b   # the width rules in the scaled variables
         z0 = np.clip((np.asarray(x0, float) - self.lo) / span, 0.0, 1.0)
         bounds = [(fixed[i], fixed[i]) if i in fixed else (0.0, 1.0 if h > lo else 0.0)
                   for i, (lo, h) in enumerate(zip(self.lo, self.hi))]
         z0 = np.clip(z0, [b[0] for b in bounds], [b[1] for b in bounds])
         res = minimize(objective, z0, jac=gradient, method="SLSQP", bounds=bounds,
                        options={"maxiter": max_iterations, "ftol": tolerance},
-                       constraints=[{"type": "ineq", "fun": constraints, "jac": jacobian}])
+                       constraints=[{"type": "ineq", "fun": constraints, "jac": jacobian},
+                                    {"type": "ineq", "fun": lambda z: lin_a @ z + lin_b, "jac": lambda z: lin_a}])
         x = self.lo + span * np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
         obj, cons = self.evaluate(x[None, :], margin)
         _, (widths, mids, depths) = self.parts(x[None, :])
         kappa = np.maximum(np.asarray(getattr(res, "multipliers", np.zeros(cons.shape[1]))), 0.0) * SCALE
         return ContinuousPoint(x, widths[0], mids[0], depths[0], self.kernels, float(obj[0]),
-                               bool(cons.min() >= -1e-6), int(res.nit), self._lagrange(x, kappa))
+                               self.feasible(x), int(res.nit), self._lagrange(x, kappa))
 
     def _lagrange(self, x: np.ndarray, kappa: np.ndarray) -> tuple:
         """(lambda_F, lambda_P, mu, n0) from the multipliers of the whole-network rho, FLOPs and params
