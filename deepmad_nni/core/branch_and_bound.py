@@ -38,6 +38,8 @@ GRID = 48
 LEAF_BATCH = 4096   # leaves scored per batch
 POLISH_NODES = 2000  # nodes per box when the box search polishes a local optimum
 QUICK_FALLBACK = 10.0  # seconds a quick solve (no time limit) searches on when the rounding found nothing
+QUICK_PLAN = {"points": 2, "roundings": 2, "polish": ()}   # relaxation and rounding in a quick solve
+TIMED_PLAN = {"points": 4, "roundings": 3, "polish": ("global", "shift", "trade", "pair")}   # with a limit
 
 
 def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -502,7 +504,8 @@ def _relaxation_and_rounding(program, scorer, best: _Incumbents, t0: float, time
     from .local_search import LocalSearch
     from .rounding import relax_and_round
     deadline = math.inf if time_limit is None else t0 + 0.5 * time_limit
-    optima, point = relax_and_round(LocalSearch(scorer), seed=seed, deadline=deadline)
+    plan = QUICK_PLAN if time_limit is None else TIMED_PLAN
+    optima, point = relax_and_round(LocalSearch(scorer), seed=seed, deadline=deadline, **plan)
     for c, d, v in optima:
         best.offer(c[None, :], d[None, :], np.array([v]))
     say(f"relaxation and rounding: relaxed optimum {point.objective:.6g}, best rounded design "
@@ -512,7 +515,7 @@ def _relaxation_and_rounding(program, scorer, best: _Incumbents, t0: float, time
 
 def _quick_result(program: Program, relax: _Relaxation, best: _Incumbents, point, t0: float) -> DesignResult:
     """The quick solve's result: the rounded designs and the bound of the relaxation's multipliers."""
-    bound = relax.resize(GRID).set(*point.lagrange).root_bound()
+    bound = relax.set(*point.lagrange).root_bound()   # on the coarse tables: as tight here, and faster
     designs = best.designs()
     value = designs[0].score.objective
     elapsed = time.perf_counter() - t0

@@ -217,7 +217,7 @@ class ContinuousRelaxation:
         return self.lo + fraction * (self.hi - self.lo)
 
     def solve(self, x0: np.ndarray, *, margin: float = 0.0, fixed: dict | None = None, max_iterations: int = 100,
-              tolerance: float = 1e-7) -> ContinuousPoint:
+              tolerance: float = 1e-6) -> ContinuousPoint:
         """A local optimum of the relaxation from ``x0`` (SLSQP on the variables scaled to [0, 1],
         forward-difference Jacobians), with the variables in ``fixed`` (index -> value) held."""
         span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)

@@ -43,6 +43,8 @@ class _Slot:
         self.derived = np.full((n_in, len(sl.widths), len(ops)), -1, np.int64)   # ops whose mid follows c
         own = ~self.grid_op[sl.op]
         self.derived[sl.ci[own], sl.co[own], sl.op[own]] = np.flatnonzero(own)
+        lookup = np.where(self.grid_op[None, None, :, None], self.table, self.derived[..., None])
+        self.shape, self.flat = lookup.shape, lookup.ravel()   # either way, by (input, output, op, mid)
         top = max(int(d.max()) for d in sl.depths) + 2
         self.allowed = np.zeros((len(ops), top), bool)
         for o, ds in enumerate(sl.depths):
@@ -53,13 +55,11 @@ class _Slot:
 
     def resolve(self, ci, co, op, mi):
         """Combos of the given index arrays; -1 where the slot has none."""
-        ci, co, op, mi = np.broadcast_arrays(ci, co, op, mi)
-        ok = (ci >= 0) & (co >= 0) & (co < self.table.shape[1]) & (mi >= 0) & (mi < self.table.shape[3])
-        ok &= ci < self.table.shape[0]
-        out = np.full(ci.shape, -1, np.int64)
-        a, b, c, m = ci[ok], co[ok], op[ok], mi[ok]
-        out[ok] = np.where(self.grid_op[c], self.table[a, b, c, m], self.derived[a, b, c])
-        return out
+        n_in, n_out, n_op, n_mid = self.shape
+        ci, co, op, mi = (np.asarray(x) for x in (ci, co, op, mi))
+        ok = (ci >= 0) & (ci < n_in) & (co >= 0) & (co < n_out) & (op >= 0) & (op < n_op) & (mi >= 0) & (mi < n_mid)
+        flat = ((ci * n_out + co) * n_op + op) * n_mid + mi
+        return np.where(ok, self.flat[np.where(ok, flat, 0)], -1)
 
     def depth_ok(self, combos, depths):
         d = np.clip(depths, 0, self.allowed.shape[1] - 1)
@@ -76,6 +76,7 @@ class LocalSearch:
         self.family_in = scorer.program.family.in_channels
         self.evaluations = 0
         self._pair_deltas = [self._local_deltas(j) for j in range(self.n)]
+        self._move_cache: dict = {}
         self._shift_deltas = [np.array(list(itertools.product((-1, 0, 1), (0,), (0,), (-2, -1, 0, 1, 2))))
                               for _ in range(self.n)]
 
@@ -234,15 +235,62 @@ class LocalSearch:
             cols[k + 1] = (self._follow(combos, k, new_co_k), np.full(len(a), depths[k + 1]))
         return cols
 
+    # ---- neighbourhoods built on attributes: (output width, op, mid index, depth) per slot --------------
+    def _attribute_rows(self, combos, depths, count: int):
+        """``count`` copies of the design as attribute arrays (B, N): width index, op, mid index, depth."""
+        base = np.array([self._attrs(combos, j)[1:] for j in range(self.n)]).T        # (3, N)
+        return [np.tile(row, (count, 1)) for row in base] + [np.tile(depths, (count, 1))]
+
+    def _columns(self, co, op, mi, d) -> dict:
+        """Columns of every slot for attribute rows: each slot's combo on the width before it (-1 if none)."""
+        ci, cols = np.zeros(len(co), np.int64), {}
+        for j in range(self.n):
+            cols[j] = (self.slots[j].resolve(ci, co[:, j], op[:, j], mi[:, j]), d[:, j])
+            ci = co[:, j]
+        return cols
+
+    def _moves(self, j: int, w: int) -> np.ndarray:
+        """(4, R): every (output width, op, mid index, depth) slot ``j`` allows on input width ``w``."""
+        key = (j, w)
+        if key not in self._move_cache:
+            s = self.slots[j]
+            idx = s.by_ci[w]
+            reps = np.array([len(s.sl.depths[o]) for o in s.sl.op[idx]], dtype=np.int64)
+            cj = np.repeat(idx, reps)
+            d = np.concatenate([s.sl.depths[o] for o in s.sl.op[idx]]) if len(idx) else np.zeros(0, np.int64)
+            self._move_cache[key] = np.stack([s.sl.co[cj], s.sl.op[cj], s.mi[cj], d])
+        return self._move_cache[key]
+
+    def _global_all(self, combos, depths):
+        """The ``global`` moves of every slot as one batch (the slot after a move keeps its choices)."""
+        moves = [self._moves(j, self._attrs(combos, j)[0]) for j in range(self.n)]
+        rows = np.concatenate([np.full(m.shape[1], j) for j, m in enumerate(moves)])
+        attrs = self._attribute_rows(combos, depths, len(rows))
+        r = np.arange(len(rows))
+        for a, values in zip(attrs, np.concatenate(moves, axis=1)):
+            a[r, rows] = values
+        return self._columns(*attrs)
+
+    def _shift_all(self, combos, depths):
+        """The ``shift`` moves of every pair of slots as one batch."""
+        steps = np.array(list(itertools.product((-1, 0, 1), (-2, -1, 0, 1, 2), (-1, 0, 1), (-2, -1, 0, 1, 2))))
+        parts = []
+        for j, k in itertools.combinations(range(self.n), 2):
+            co, op, mi, d = self._attribute_rows(combos, depths, len(steps))
+            co[:, j] += steps[:, 0]
+            d[:, j] += steps[:, 1]
+            co[:, k] += steps[:, 2]
+            d[:, k] += steps[:, 3]
+            parts.append((co, op, mi, d))
+        return self._columns(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
     def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
         """Cheapest first; the climb restarts from the first after every move."""
         pairs = list(itertools.combinations(range(self.n), 2))
         if "global" in kinds:   # every slot at once: one batch
-            yield "global", lambda: self._merge(combos, depths, [self._global(combos, depths, j)
-                                                                  for j in range(self.n)])
+            yield "global", lambda: self._global_all(combos, depths)
         if "shift" in kinds:
-            yield "shift", lambda: self._merge(combos, depths, [self._pair(combos, depths, j, k, shift=True)
-                                                                 for j, k in pairs])
+            yield "shift", lambda: self._shift_all(combos, depths)
         if "trade" in kinds:
             yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
         if "pair" in kinds:

@@ -75,7 +75,7 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, s
 MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
 SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
 FIRST_ITERATIONS = 100        # SLSQP iterations from the start, and from the optimum for the other points
-MORE_ITERATIONS = 60
+MORE_ITERATIONS = 40
 
 
 def _points(relaxation, start: float):
@@ -95,17 +95,17 @@ def _points(relaxation, start: float):
         yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]}, max_iterations=MORE_ITERATIONS)
 
 
-def relax_and_round(ls: LocalSearch, *, start: float = 0.3, roundings: int = 2, climbs: int = 3,
-                    kinds=("global", "shift"), polish=NEIGHBOURHOODS, seed: int = 0, deadline: float = math.inf):
-    """Designs from the continuous relaxation (core/continuous.py): the ``roundings`` best feasible roundings
-    (:func:`round_point`) of each point of :func:`_points`; the ``climbs`` best distinct ones climbed over the
-    neighbourhoods ``kinds`` (core/local_search.py), the best local optimum then over ``polish``.  Returns
-    (optima as (combos, depths, value), best first; the relaxation's optimum).  The list is empty when no
-    rounding was feasible, even with the margins of :data:`MARGINS`."""
+def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
+                    kinds=("global", "shift"), polish=(), seed: int = 0, deadline: float = math.inf):
+    """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
+    :func:`_points`, its ``roundings`` best feasible roundings (:func:`round_point`), each climbed over the
+    neighbourhoods ``kinds`` (core/local_search.py); the best local optimum is then climbed over ``polish``.
+    Returns (optima as (combos, depths, value), best first; the relaxation's optimum).  The list is empty
+    when no rounding was feasible, even with the margins of :data:`MARGINS`."""
     from .continuous import ContinuousRelaxation
     relaxation = ContinuousRelaxation(ls.scorer.program)
-    found, first = {}, None
-    for point in _points(relaxation, start):
+    optima, first, seen = [], None, set()
+    for k, point in enumerate(_points(relaxation, start)):
         rounded = round_point(ls, point, seed=seed, count=roundings)
         if first is None:
             first = point
@@ -114,11 +114,13 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, roundings: int = 2, 
                                       seed=seed, count=roundings)
                 if rounded:
                     break
-        found.update({(c.tobytes(), d.tobytes()): (c, d, v) for c, d, v in rounded})
-        if time.perf_counter() > deadline:
+        for c, d, _ in rounded:
+            if (c.tobytes(), d.tobytes()) not in seen:
+                seen.add((c.tobytes(), d.tobytes()))
+                optima.append(ls.climb(c, d, kinds=kinds, deadline=deadline))
+        if k + 1 >= points or time.perf_counter() > deadline:
             break
-    starts = sorted(found.values(), key=lambda r: -r[2])[:climbs]
-    optima = sorted((ls.climb(c, d, kinds=kinds, deadline=deadline) for c, d, _ in starts), key=lambda o: -o[2])
+    optima.sort(key=lambda o: -o[2])
     if optima and polish:
         optima[0] = ls.climb(optima[0][0], optima[0][1], kinds=polish, deadline=deadline)
     return optima, first
