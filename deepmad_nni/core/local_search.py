@@ -38,13 +38,15 @@ class _Slot:
         self.grid_op = np.array([op.mid_from_grid for op in ops])
         n_in = int(sl.ci.max()) + 1
         self.by_ci = [np.flatnonzero(sl.ci == w) for w in range(n_in)]
-        self.table = np.full((n_in, len(sl.widths), len(ops), len(self.mids)), -1, np.int64)
-        self.table[sl.ci, sl.co, sl.op, self.mi] = np.arange(len(sl.ci))
-        self.derived = np.full((n_in, len(sl.widths), len(ops)), -1, np.int64)   # ops whose mid follows c
-        own = ~self.grid_op[sl.op]
-        self.derived[sl.ci[own], sl.co[own], sl.op[own]] = np.flatnonzero(own)
-        lookup = np.where(self.grid_op[None, None, :, None], self.table, self.derived[..., None])
-        self.shape, self.flat = lookup.shape, lookup.ravel()   # either way, by (input, output, op, mid)
+        # combo by (input, output, op, mid index); ops whose mid follows the widths ignore the mid index
+        # (a slot with only such ops keeps one mid index, 0)
+        self.has_grid = bool(self.grid_op.any())
+        lookup = np.full((n_in, len(sl.widths), len(ops), len(self.mids) if self.has_grid else 1), -1, np.int64)
+        grid = self.grid_op[sl.op]
+        lookup[sl.ci[grid], sl.co[grid], sl.op[grid], self.mi[grid]] = np.flatnonzero(grid)
+        own = np.flatnonzero(~grid)
+        lookup[sl.ci[own], sl.co[own], sl.op[own], :] = own[:, None]
+        self.shape, self.flat = lookup.shape, lookup.ravel()
         top = max(int(d.max()) for d in sl.depths) + 2
         self.allowed = np.zeros((len(ops), top), bool)
         for o, ds in enumerate(sl.depths):
@@ -57,6 +59,8 @@ class _Slot:
         """Combos of the given index arrays; -1 where the slot has none."""
         n_in, n_out, n_op, n_mid = self.shape
         ci, co, op, mi = (np.asarray(x) for x in (ci, co, op, mi))
+        if not self.has_grid:
+            mi = np.zeros_like(mi)
         ok = (ci >= 0) & (ci < n_in) & (co >= 0) & (co < n_out) & (op >= 0) & (op < n_op) & (mi >= 0) & (mi < n_mid)
         flat = ((ci * n_out + co) * n_op + op) * n_mid + mi
         return np.where(ok, self.flat[np.where(ok, flat, 0)], -1)
@@ -75,7 +79,7 @@ class LocalSearch:
         self.n = len(self.slots)
         self.family_in = scorer.program.family.in_channels
         self.evaluations = 0
-        self._pair_deltas = [self._local_deltas(j) for j in range(self.n)]
+        self._pair_deltas: dict = {}   # (slot, op) -> the pair neighbourhood's steps, built when first used
         self._move_cache: dict = {}
         self._shift_deltas = [np.array(list(itertools.product((-1, 0, 1), (0,), (0,), (-2, -1, 0, 1, 2))))
                               for _ in range(self.n)]
@@ -204,11 +208,13 @@ class LocalSearch:
             out[k] = tuple(np.concatenate([c[i] for c in cols]) for i in (0, 1))
         return out
 
-    def _local_deltas(self, j):
-        s = self.slots[j]
-        return {o: np.array(list(itertools.product((-1, 0, 1), s.near_ops[o],
-                                                   (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
-                for o in range(len(s.near_ops))}
+    def _local_deltas(self, j: int, o: int) -> np.ndarray:
+        """Steps (width, op, mid, depth) of slot ``j`` at op ``o`` in the ``pair`` neighbourhood."""
+        if (j, o) not in self._pair_deltas:
+            s = self.slots[j]
+            self._pair_deltas[j, o] = np.array(list(itertools.product(
+                (-1, 0, 1), s.near_ops[o], (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
+        return self._pair_deltas[j, o]
 
     def _pair(self, combos, depths, j, k, shift=False):
         """Slots j < k within one grid step each (with the slots after them following); with ``shift``,
@@ -218,7 +224,7 @@ class LocalSearch:
         if shift:
             dj_, dk_ = self._shift_deltas[j], self._shift_deltas[k]
         else:
-            dj_, dk_ = self._pair_deltas[j][op_j], self._pair_deltas[k][op_k]
+            dj_, dk_ = self._local_deltas(j, op_j), self._local_deltas(k, op_k)
         a, b = (x.ravel() for x in np.meshgrid(np.arange(len(dj_)), np.arange(len(dk_)), indexing="ij"))
         dj, dk = dj_[a], dk_[b]
         if shift:   # op deltas are 0: keep each slot's own op

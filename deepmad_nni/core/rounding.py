@@ -15,39 +15,41 @@ from .continuous import ContinuousPoint
 from .local_search import NEIGHBOURHOODS, LocalSearch
 
 
-def _nearest_two(grid, x: float) -> list[int]:
-    """Indices of the grid values just below and just above ``x`` (in log; one when x is off the grid)."""
+def _nearest(grid, x: float, spread: int = 0) -> list[int]:
+    """Indices of the grid values just below and just above ``x`` (in log), and ``spread`` more on each side."""
     logs = np.log(np.asarray(grid, float))
     i = int(np.searchsorted(logs, math.log(max(x, 1e-12))))
-    return sorted({min(max(i - 1, 0), len(logs) - 1), min(i, len(logs) - 1)})
+    return sorted({min(max(k, 0), len(logs) - 1) for k in range(i - 1 - spread, i + 1 + spread)})
 
 
-def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray:
+def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint, spread: int = 0) -> np.ndarray:
     """Rows (output width index, op, mid index, depth) for slot ``j``."""
     s, slot = ls.slots[j], ls.scorer.program.family.slots[j]
     width, mid, depth, kernel = point.widths[j], point.mids[j], point.depths[j], point.kernels[j]
     ops = [o for o, op in enumerate(slot.ops) if op.kernel == kernel]
     rows = []
-    for co in _nearest_two(s.sl.widths, width):
+    for co in _nearest(s.sl.widths, width, spread):
         if slot.ops[ops[0]].mid_from_grid:
-            pairs = [(o, mi) for o in ops for mi in _nearest_two(s.mids, mid)]
+            pairs = [(o, mi) for o in ops for mi in _nearest(s.mids, mid, spread)]
         elif slot.ops[ops[0]].expansion:
             base = width if slot.ops[ops[0]].base == "out" else (point.widths[j - 1] if j else ls.family_in)
             es = np.array([slot.ops[o].expansion for o in ops])
             order = np.argsort(es)
-            pairs = [(ops[order[i]], 0) for i in _nearest_two(es[order], mid / base)]
+            pairs = [(ops[order[i]], 0) for i in _nearest(es[order], mid / base, spread)]
         else:
             pairs = [(o, 0) for o in ops]
         for o, mi in pairs:
             allowed = np.asarray(s.sl.depths[o])
-            ds = {int(allowed[np.argmin(np.abs(allowed - d))]) for d in (math.floor(depth), math.ceil(depth))}
+            ds = {int(allowed[np.argmin(np.abs(allowed - d))])
+                  for d in range(math.floor(depth) - spread, math.ceil(depth) + 1)}
             rows += [(co, o, mi, d) for d in sorted(ds)]
     return np.array(rows, np.int64)
 
 
-def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, seed: int = 0, count: int = 1):
+def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, seed: int = 0, count: int = 1,
+                spread: int = 0):
     """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first."""
-    options = [_slot_options(ls, j, point) for j in range(ls.n)]
+    options = [_slot_options(ls, j, point, spread) for j in range(ls.n)]
     sizes = [len(o) for o in options]
     if math.prod(sizes) <= limit:
         pick = np.stack([a.ravel() for a in np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")], axis=1)
@@ -74,8 +76,8 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, s
 
 MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
 SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
-FIRST_ITERATIONS = 100        # SLSQP iterations from the start, and from the optimum for the other points
-MORE_ITERATIONS = 40
+FIRST_ITERATIONS = 40         # SLSQP iterations from the start, and from the optimum for the other points
+MORE_ITERATIONS = 25
 
 
 def _points(relaxation, start: float):
@@ -95,8 +97,9 @@ def _points(relaxation, start: float):
         yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]}, max_iterations=MORE_ITERATIONS)
 
 
-def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
-                    kinds=("global", "shift"), polish=(), seed: int = 0, deadline: float = math.inf):
+def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1, spread: int = 0,
+                    limit: int = 8192, kinds=("global", "shift"), polish=(), seed: int = 0,
+                    deadline: float = math.inf):
     """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
     :func:`_points`, its ``roundings`` best feasible roundings (:func:`round_point`), each climbed over the
     neighbourhoods ``kinds`` (core/local_search.py); the best local optimum is then climbed over ``polish``.
@@ -106,7 +109,7 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
     for k, point in enumerate(_points(relaxation, start)):
-        rounded = round_point(ls, point, seed=seed, count=roundings)
+        rounded = round_point(ls, point, seed=seed, count=roundings, spread=spread, limit=limit)
         if first is None:
             first = point
             for margin in MARGINS[1:] if not rounded else ():
