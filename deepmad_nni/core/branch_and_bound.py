@@ -318,7 +318,7 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     relax = _Relaxation(program, slots).resize(12)
     evaluated, box_note, rounded = 0, "", None
     if heuristic_share > 0 and fam.size() > 10**6 and relaxable(program):
-        rounded = _relaxation_and_rounding(program, scorer, best, t0, time_limit, seed, say)
+        rounded = _relaxation_and_rounding(program, scorer, best, t0, time_limit, say)
     quick = time_limit is None
     if quick and best.heap:
         return _quick_result(program, relax, best, rounded, t0)
@@ -498,14 +498,14 @@ def _primal_heuristics(program, scorer, best: _Incumbents, t0: float, budget: fl
     return evaluated, note + f"{box.boxes} boxes around the incumbent, {box.improvements} improving it"
 
 
-def _relaxation_and_rounding(program, scorer, best: _Incumbents, t0: float, time_limit, seed: int, say):
+def _relaxation_and_rounding(program, scorer, best: _Incumbents, t0: float, time_limit, say):
     """Incumbents from the continuous relaxation, rounded and climbed (core/rounding.py); returns the
     relaxation's optimum (its multipliers seed the bound)."""
     from .local_search import LocalSearch
     from .rounding import relax_and_round
     deadline = math.inf if time_limit is None else t0 + 0.5 * time_limit
     plan = QUICK_PLAN if time_limit is None else TIMED_PLAN
-    optima, point = relax_and_round(LocalSearch(scorer), seed=seed, deadline=deadline, **plan)
+    optima, point = relax_and_round(LocalSearch(scorer), deadline=deadline, **plan)
     for c, d, v in optima:
         best.offer(c[None, :], d[None, :], np.array([v]))
     say(f"relaxation and rounding: relaxed optimum {point.objective:.6g}, best rounded design "

@@ -270,12 +270,18 @@ class LocalSearch:
     def _global_all(self, combos, depths):
         """The ``global`` moves of every slot as one batch (the slot after a move keeps its choices)."""
         moves = [self._moves(j, self._attrs(combos, j)[0]) for j in range(self.n)]
-        rows = np.concatenate([np.full(m.shape[1], j) for j, m in enumerate(moves)])
-        attrs = self._attribute_rows(combos, depths, len(rows))
-        r = np.arange(len(rows))
-        for a, values in zip(attrs, np.concatenate(moves, axis=1)):
-            a[r, rows] = values
-        return self._columns(*attrs)
+        size = sum(m.shape[1] for m in moves)
+        c, d = np.tile(combos, (size, 1)), np.tile(depths, (size, 1))
+        lo = 0
+        for j, (co, op, mi, dj) in enumerate(moves):
+            rows = slice(lo, lo + len(co))
+            c[rows, j] = self.slots[j].resolve(self._attrs(combos, j)[0], co, op, mi)
+            d[rows, j] = dj
+            if j + 1 < self.n:   # the next slot keeps its own choices on the new input width
+                _, co_next, op_next, mi_next = self._attrs(combos, j + 1)
+                c[rows, j + 1] = self.slots[j + 1].resolve(co, co_next, op_next, mi_next)
+            lo += len(co)
+        return {j: (c[:, j], d[:, j]) for j in range(self.n)}
 
     def _shift_all(self, combos, depths):
         """The ``shift`` moves of every pair of slots as one batch."""

@@ -2,7 +2,8 @@
 
 Per slot the candidates are the two grid widths nearest the point's width (in log), the ops of its kernel
 with the two mids or expansions nearest its own, and the two depths around its depth.  Every combination
-(or, beyond ``limit``, a seeded sample of them) is scored exactly; the best feasible one is returned.
+is scored exactly (beyond ``limit`` combinations, each slot keeps its best options by their Lagrangian
+value at the relaxation's multipliers); the best feasible ones are returned.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 import numpy as np
 
 from .continuous import ContinuousPoint
+from .score import CONVENTIONS
 from .local_search import NEIGHBOURHOODS, LocalSearch
 
 
@@ -46,16 +48,38 @@ def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint, spread: int =
     return np.array(rows, np.int64)
 
 
-def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, seed: int = 0, count: int = 1,
-                spread: int = 0):
-    """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first."""
+def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.ndarray) -> np.ndarray:
+    """Slot ``j``'s options, best first by their Lagrangian value at the point's multipliers: the weighted
+    log-widths less the multipliers' prices of FLOPs, params and layers (as in core/branch_and_bound.py),
+    each option taken on the grid width nearest the point's input."""
+    from .slots import totals
+    program, sl = ls.scorer.program, ls.slots[j].sl
+    lam_f, lam_p, mu, n0 = point.lagrange
+    nu = mu * (math.log(n0 / program.rho) + 1.0)
+    ends = [e for e in ls.scorer.ends if e >= j]
+    weight = sum(program.alpha[ls.scorer.ends.index(e)] * math.log(ls.scorer.area[ls.scorer.ends.index(e)]
+                                                                   * point.widths[e]) for e in ends)
+    weight = CONVENTIONS[program.convention] * weight + mu
+    ci = _nearest(ls.slots[j - 1].sl.widths, point.widths[j - 1])[0] if j else 0
+    combos = np.maximum(ls.slots[j].resolve(ci, opts[:, 0], opts[:, 1], opts[:, 2]), 0)
+    t, n, f, p = totals(sl, combos, opts[:, 3])
+    value = weight * t - nu * n - lam_f * f - lam_p * p
+    return opts[np.argsort(-value, kind="stable")]
+
+
+def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, count: int = 1, spread: int = 0):
+    """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first.  Beyond
+    ``limit`` combinations, each slot keeps only its best options by :func:`_lagrangian_order` (the slot
+    with the most options gives one up at a time)."""
     options = [_slot_options(ls, j, point, spread) for j in range(ls.n)]
+    if math.prod(len(o) for o in options) > limit:
+        options = [_lagrangian_order(ls, point, j, o) for j, o in enumerate(options)]
+        keep = [len(o) for o in options]
+        while math.prod(keep) > limit:
+            keep[int(np.argmax(keep))] -= 1
+        options = [o[:k] for o, k in zip(options, keep)]
     sizes = [len(o) for o in options]
-    if math.prod(sizes) <= limit:
-        pick = np.stack([a.ravel() for a in np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")], axis=1)
-    else:
-        rng = np.random.default_rng(seed)
-        pick = np.stack([rng.integers(0, k, limit) for k in sizes], axis=1)
+    pick = np.stack([a.ravel() for a in np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")], axis=1)
     combos = np.zeros(pick.shape, np.int64)
     depths = np.zeros(pick.shape, np.int64)
     ci = np.zeros(len(pick), np.int64)
@@ -98,8 +122,7 @@ def _points(relaxation, start: float):
 
 
 def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1, spread: int = 0,
-                    limit: int = 8192, kinds=("global", "shift"), polish=(), seed: int = 0,
-                    deadline: float = math.inf):
+                    limit: int = 8192, kinds=("global", "shift"), polish=(), deadline: float = math.inf):
     """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
     :func:`_points`, its ``roundings`` best feasible roundings (:func:`round_point`), each climbed over the
     neighbourhoods ``kinds`` (core/local_search.py); the best local optimum is then climbed over ``polish``.
@@ -109,12 +132,12 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
     for k, point in enumerate(_points(relaxation, start)):
-        rounded = round_point(ls, point, seed=seed, count=roundings, spread=spread, limit=limit)
+        rounded = round_point(ls, point, count=roundings, spread=spread, limit=limit)
         if first is None:
             first = point
             for margin in MARGINS[1:] if not rounded else ():
                 rounded = round_point(ls, relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS),
-                                      seed=seed, count=roundings)
+                                      count=roundings)
                 if rounded:
                     break
         for c, d, _ in rounded:
