@@ -100,3 +100,10 @@ def test_quick_solve_of_a_preset(preset):
     assert res.bound >= res.objective and math.isfinite(res.gap)
     longer = solve(p.family, flops=p.flops, params=p.params, rho=p.rho, time_limit=3.0)
     assert longer.objective >= res.objective - 1e-9 * abs(res.objective)   # a limit only searches further
+
+
+def test_quick_solve_of_budgets_below_the_family_is_infeasible():
+    """Budgets under the family's smallest design are proven infeasible before any search."""
+    res = solve("resnet-bottleneck-224", flops=1e6, params=25.6e6, rho=0.3)
+    assert res.status == "infeasible" and not res.designs
+    assert "flops budget" in res.message and "1.445e+07" in res.message

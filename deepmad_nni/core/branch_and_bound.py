@@ -315,6 +315,11 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     n = len(slots)
     best = _Incumbents(program, slots, top_k, floor)
 
+    fmin, pmin = _min_prefix_costs(slots)
+    if ((program.flops is not None and float(np.min(fmin[-1])) > program.flops)
+            or (program.params is not None and float(np.min(pmin[-1])) > program.params)):
+        return DesignResult(INFEASIBLE, _infeasible_message(program, fmin, pmin), [], -math.inf,
+                            time.perf_counter() - t0, 0, fam.name, program.as_dict())   # no design is that small
     relax = _Relaxation(program, slots).resize(12)
     evaluated, box_note, rounded = 0, "", None
     if heuristic_share > 0 and fam.size() > 10**6 and relaxable(program):
@@ -334,7 +339,6 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     spread_bound = _depth_spread_bound(relax, program, deadline=time.perf_counter() + 0.05 * time_limit)
     relax.resize(GRID).set(relax.lam_f, relax.lam_p, relax.mu, relax.n0)
     root_bound = min(relax.root_bound(), spread_bound)
-    fmin, pmin = _min_prefix_costs(slots)
     say(f"branch and bound: root bound {root_bound:.6g}")
 
     def expand(j, idx, suffix, g_next, lag, flops, params):
