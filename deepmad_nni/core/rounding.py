@@ -14,7 +14,7 @@ import numpy as np
 
 from .continuous import ContinuousPoint
 from .score import CONVENTIONS
-from .local_search import NEIGHBOURHOODS, LocalSearch
+from .local_search import LocalSearch
 
 
 def _nearest(grid, x: float, spread: int = 0) -> list[int]:
