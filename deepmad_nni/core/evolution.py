@@ -107,9 +107,9 @@ def _mutate(grid: _Grid, w, op, m, d, rng, mutations: int):
 
 def evolve(program: Program, *, population: int = 256, mutations: int = 2, evaluations: int = 500_000,
            batch: int = 256, seed: int = 0, time_limit: float | None = None, slots=None,
-           patience: int | None = None, progress=None, initial=None) -> EvolutionResult:
+           patience: int | None = None, progress=None) -> EvolutionResult:
     """Run the evolutionary baseline; stops after ``evaluations`` candidates, ``time_limit`` seconds, or
-    ``patience`` generations without improvement.  ``initial`` (combos, depths) seeds the population."""
+    ``patience`` generations without improvement."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     slots = slots or build_slot_tables(program)
@@ -125,9 +125,6 @@ def evolve(program: Program, *, population: int = 256, mutations: int = 2, evalu
         return v
 
     pop_c, pop_d = sample_designs(slots, population, rng, shallow=0.9)
-    if initial is not None:   # seed designs take the first places
-        k = min(len(initial[0]), population)
-        pop_c, pop_d = np.concatenate([initial[0][:k], pop_c[k:]]), np.concatenate([initial[1][:k], pop_d[k:]])
     pop_v = value(pop_c, pop_d)
     done, history = len(pop_v), [(len(pop_v), float(pop_v.max()))]
     stale = 0

@@ -81,8 +81,6 @@ class LocalSearch:
         self.evaluations = 0
         self._pair_deltas: dict = {}   # (slot, op) -> the pair neighbourhood's steps, built when first used
         self._move_cache: dict = {}
-        self._shift_deltas = [np.array(list(itertools.product((-1, 0, 1), (0,), (0,), (-2, -1, 0, 1, 2))))
-                              for _ in range(self.n)]
 
     def encode(self, choices):
         """(combos, depths) of a design given as one (c_out, Op, depth, mid) per slot."""
@@ -216,20 +214,13 @@ class LocalSearch:
                 (-1, 0, 1), s.near_ops[o], (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
         return self._pair_deltas[j, o]
 
-    def _pair(self, combos, depths, j, k, shift=False):
-        """Slots j < k within one grid step each (with the slots after them following); with ``shift``,
-        only their widths and depths move."""
+    def _pair(self, combos, depths, j, k):
+        """Slots j < k within one grid step each (with the slots after them following)."""
         ci_j, co_j, op_j, mi_j = self._attrs(combos, j)
         ci_k, co_k, op_k, mi_k = self._attrs(combos, k)
-        if shift:
-            dj_, dk_ = self._shift_deltas[j], self._shift_deltas[k]
-        else:
-            dj_, dk_ = self._local_deltas(j, op_j), self._local_deltas(k, op_k)
+        dj_, dk_ = self._local_deltas(j, op_j), self._local_deltas(k, op_k)
         a, b = (x.ravel() for x in np.meshgrid(np.arange(len(dj_)), np.arange(len(dk_)), indexing="ij"))
         dj, dk = dj_[a], dk_[b]
-        if shift:   # op deltas are 0: keep each slot's own op
-            dj, dk = dj.copy(), dk.copy()
-            dj[:, 1], dk[:, 1] = op_j, op_k
         new_co_j, new_co_k = co_j + dj[:, 0], co_k + dk[:, 0]
         cj = self.slots[j].resolve(ci_j, new_co_j, dj[:, 1], mi_j + dj[:, 2])
         ci_for_k = new_co_j if k == j + 1 else np.full(len(a), ci_k)

@@ -17,33 +17,33 @@ from .score import CONVENTIONS
 from .local_search import LocalSearch
 
 
-def _nearest(grid, x: float, spread: int = 0) -> list[int]:
-    """Indices of the grid values just below and just above ``x`` (in log), and ``spread`` more on each side."""
+def _nearest(grid, x: float) -> list[int]:
+    """Indices of the grid values just below and just above ``x`` (in log; one when x is off the grid)."""
     logs = np.log(np.asarray(grid, float))
     i = int(np.searchsorted(logs, math.log(max(x, 1e-12))))
-    return sorted({min(max(k, 0), len(logs) - 1) for k in range(i - 1 - spread, i + 1 + spread)})
+    return sorted({min(max(k, 0), len(logs) - 1) for k in (i - 1, i)})
 
 
-def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint, spread: int = 0) -> np.ndarray:
+def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray:
     """Rows (output width index, op, mid index, depth) for slot ``j``."""
     s, slot = ls.slots[j], ls.scorer.program.family.slots[j]
     width, mid, depth, kernel = point.widths[j], point.mids[j], point.depths[j], point.kernels[j]
     ops = [o for o, op in enumerate(slot.ops) if op.kernel == kernel]
     rows = []
-    for co in _nearest(s.sl.widths, width, spread):
+    for co in _nearest(s.sl.widths, width):
         if slot.ops[ops[0]].mid_from_grid:
-            pairs = [(o, mi) for o in ops for mi in _nearest(s.mids, mid, spread)]
+            pairs = [(o, mi) for o in ops for mi in _nearest(s.mids, mid)]
         elif slot.ops[ops[0]].expansion:
             base = width if slot.ops[ops[0]].base == "out" else (point.widths[j - 1] if j else ls.family_in)
             es = np.array([slot.ops[o].expansion for o in ops])
             order = np.argsort(es)
-            pairs = [(ops[order[i]], 0) for i in _nearest(es[order], mid / base, spread)]
+            pairs = [(ops[order[i]], 0) for i in _nearest(es[order], mid / base)]
         else:
             pairs = [(o, 0) for o in ops]
         for o, mi in pairs:
             allowed = np.asarray(s.sl.depths[o])
             ds = {int(allowed[np.argmin(np.abs(allowed - d))])
-                  for d in range(math.floor(depth) - spread, math.ceil(depth) + 1)}
+                  for d in (math.floor(depth), math.ceil(depth))}
             rows += [(co, o, mi, d) for d in sorted(ds)]
     return np.array(rows, np.int64)
 
@@ -67,11 +67,11 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     return opts[np.argsort(-value, kind="stable")]
 
 
-def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, count: int = 1, spread: int = 0):
+def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, count: int = 1):
     """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first.  Beyond
     ``limit`` combinations, each slot keeps only its best options by :func:`_lagrangian_order` (the slot
     with the most options gives one up at a time)."""
-    options = [_slot_options(ls, j, point, spread) for j in range(ls.n)]
+    options = [_slot_options(ls, j, point) for j in range(ls.n)]
     if math.prod(len(o) for o in options) > limit:
         options = [_lagrangian_order(ls, point, j, o) for j, o in enumerate(options)]
         keep = [len(o) for o in options]
@@ -121,7 +121,7 @@ def _points(relaxation, start: float):
         yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]}, max_iterations=MORE_ITERATIONS)
 
 
-def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1, spread: int = 0,
+def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
                     limit: int = 8192, kinds=("global", "shift"), polish=(), deadline: float = math.inf):
     """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
     :func:`_points`, its ``roundings`` best feasible roundings (:func:`round_point`), each climbed over the
@@ -132,7 +132,7 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
     for k, point in enumerate(_points(relaxation, start)):
-        rounded = round_point(ls, point, count=roundings, spread=spread, limit=limit)
+        rounded = round_point(ls, point, count=roundings, limit=limit)
         if first is None:
             first = point
             for margin in MARGINS[1:] if not rounded else ():
