@@ -56,9 +56,9 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     program, sl = ls.scorer.program, ls.slots[j].sl
     lam_f, lam_p, mu, n0 = point.lagrange
     nu = mu * (math.log(n0 / program.rho) + 1.0)
-    ends = [e for e in ls.scorer.ends if e >= j]
-    weight = sum(program.alpha[ls.scorer.ends.index(e)] * math.log(ls.scorer.area[ls.scorer.ends.index(e)]
-                                                                   * point.widths[e]) for e in ends)
+    scorer = ls.scorer
+    weight = sum(program.alpha[i] * math.log(scorer.area[i] * point.widths[e])
+                 for i, e in enumerate(scorer.ends) if e >= j)
     weight = CONVENTIONS[program.convention] * weight + mu
     ci = _nearest(ls.slots[j - 1].sl.widths, point.widths[j - 1])[0] if j else 0
     combos = np.maximum(ls.slots[j].resolve(ci, opts[:, 0], opts[:, 1], opts[:, 2]), 0)
@@ -115,10 +115,10 @@ def _points(relaxation, start: float):
     base = point
     yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
     last = relaxation.ends[-1]
-    grid = np.log(np.array(sorted(set(fam.slots[last].widths)), float))
-    i = int(np.searchsorted(grid, math.log(base.widths[last])))
-    for k in sorted({max(i - 1, 0), min(i, len(grid) - 1)}):
-        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: grid[k]}, max_iterations=MORE_ITERATIONS)
+    grid = sorted(set(fam.slots[last].widths))
+    for k in _nearest(grid, base.widths[last]):
+        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: math.log(grid[k])},
+                               max_iterations=MORE_ITERATIONS)
 
 
 def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
@@ -137,7 +137,7 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
             first = point
             for margin in MARGINS[1:] if not rounded else ():
                 rounded = round_point(ls, relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS),
-                                      count=roundings)
+                                      count=roundings, limit=limit)
                 if rounded:
                     break
         for c, d, _ in rounded:
