@@ -21,10 +21,16 @@ from scipy.optimize import minimize
 from .arch import REPEATABLE
 from .program import Program
 from .score import CONVENTIONS
-from .terms import block_terms
+from .terms import block_terms, se_width
 
 STEP = 1e-6          # forward-difference step of the Jacobians
 SCALE = 1e4          # the objective is divided by this inside SLSQP
+
+
+def smooth_se(mid):
+    """SE width as a line through the middle of :func:`~deepmad_nni.core.terms.se_width`'s steps; SLSQP
+    solves with it (its line search stalls on the steps: MBConv+SE families took 3-4 times the evaluations)."""
+    return np.maximum(8.0, mid / 4 - 4.0)
 
 
 def _mode(slot, kernel: int) -> str | None:
@@ -104,12 +110,14 @@ class ContinuousRelaxation:
             self.d_var.append(None if mode == "conv" else var(float(min(s.depths)), float(max(s.depths))))
         self.lo, self.hi = np.array(lo), np.array(hi)
         self.block = [next(iter({o.block for o in s.ops})) for s in fam.slots]
-        self.by_block = []   # per block type: its slots, kernels, strides and input/output resolutions
-        for block in sorted(set(self.block)):
+        self.by_block = []   # per block type: its slots, and the kernels, strides, input resolutions of its
+        for block in sorted(set(self.block)):   # first blocks, then (repeatable types) of its repeats
             cols = [j for j in range(n) if self.block[j] == block]
-            self.by_block.append((block, cols, np.array([self.kernels[j] for j in cols], float),
-                                  np.array([fam.slots[j].stride for j in cols]),
-                                  np.array([self.r_in[j] for j in cols]), np.array([self.r_out[j] for j in cols])))
+            k = [self.kernels[j] for j in cols]
+            stride, r = [fam.slots[j].stride for j in cols], [self.r_in[j] for j in cols]
+            if block != "conv":
+                k, stride, r = k + k, stride + [1] * len(cols), r + [self.r_out[j] for j in cols]
+            self.by_block.append((block, cols, np.array(k, float), np.array(stride), np.array(r)))
         self.has_d = [j for j in range(n) if self.d_var[j] is not None]
         self.d_cols = [self.d_var[j] for j in self.has_d]
         self.s = CONVENTIONS[program.convention]
@@ -161,8 +169,9 @@ class ContinuousRelaxation:
         return np.array([c for c in cols if any(c)]).T.reshape(n, -1)
 
     # ---- evaluation --------------------------------------------------------------------------------
-    def parts(self, X: np.ndarray):
-        """Per-slot (t, n, macs, params) and (width, mid, depth), each (B, slots), of points X (B, vars)."""
+    def parts(self, X: np.ndarray, smooth: bool = False):
+        """Per-slot (t, n, macs, params) and (width, mid, depth), each (B, slots), of points X (B, vars);
+        ``smooth`` takes SE widths from :func:`smooth_se`."""
         X = np.atleast_2d(X)
         fam, b = self.family, len(X)
         widths = np.exp(X[:, self.c_var])
@@ -176,26 +185,33 @@ class ContinuousRelaxation:
                 mids[:, cols] = np.exp(X[:, var]) * (1.0 if base is None else base[:, cols])
         near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
         mids = np.where(np.abs(mids - near) < 1e-6 * near, near, mids)
-        for block, cols, k, stride, r_in, r_out in self.by_block:
-            first = block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols], stride, r_in)
+        se = smooth_se if smooth else se_width
+        for block, cols, k, stride, r in self.by_block:   # first blocks and repeats in one call per type
+            w = widths[:, cols]
             if block == "conv":
-                for dst, a in zip(terms, first):
+                for dst, a in zip(terms, block_terms(block, c_in[:, cols], w, k, mids[:, cols], stride, r, se)):
                     dst[:, cols] = a
                 continue
-            rep = block_terms(block, widths[:, cols], widths[:, cols], k, mids[:, cols], 1, r_out)
-            extra = depths[:, cols] - 1.0
-            for dst, a, r in zip(terms, first, rep):
-                dst[:, cols] = a + extra * r
+            both = block_terms(block, np.hstack([c_in[:, cols], w]), np.hstack([w, w]), k,
+                               np.hstack([mids[:, cols]] * 2), stride, r, se)
+            extra, m = depths[:, cols] - 1.0, len(cols)
+            for dst, a in zip(terms, both):
+                dst[:, cols] = a[:, :m] + extra * a[:, m:]
         terms[2][:, -1] += widths[:, -1] * fam.num_classes                     # the classifier
         terms[3][:, -1] += widths[:, -1] * fam.num_classes + fam.num_classes
         return terms, (widths, mids, depths)
 
-    def evaluate(self, X: np.ndarray, margin: float = 0.0):
+    def evaluate(self, X: np.ndarray, margin: float = 0.0, smooth: bool = False):
         """Objective (B,) and the nonlinear constraint values (B, K): rho of each counted prefix, then FLOPs
         and params; feasible where all of them and the width rules (:meth:`_linear_constraints`) are >= 0.
-        ``margin`` tightens the budgets and rho (relative), so that a rounded point has room."""
+        ``margin`` tightens the budgets and rho (relative), so that a rounded point has room; ``smooth`` as
+        in :meth:`parts`."""
+        return self._figures(self.parts(X, smooth), margin)
+
+    def _figures(self, parts, margin: float):
+        """:meth:`evaluate` from the output of :meth:`parts`."""
         p = self.program
-        (t, nl, f, pa), (widths, mids, depths) = self.parts(X)
+        (t, nl, f, pa), (widths, mids, depths) = parts
         s_cum, n_cum = np.cumsum(t, axis=1)[:, self.ends], np.cumsum(nl, axis=1)[:, self.ends]
         entropy = (self.s * np.log(self.area * widths[:, self.ends]) * s_cum) @ self.alpha
         g = depths @ self.groups
@@ -207,9 +223,11 @@ class ContinuousRelaxation:
                 cons.append(1.0 - margin - total.sum(axis=1, keepdims=True) / budget)
         return entropy - p.beta * q, np.concatenate(cons, axis=1)
 
-    def feasible(self, x: np.ndarray, tol: float = 1e-6) -> bool:
+    def feasible(self, x: np.ndarray, tol: float = 1e-6, constraints: np.ndarray | None = None) -> bool:
+        """Whether ``x`` meets every constraint (``constraints``: its :meth:`evaluate` values, if known)."""
         a, b = self.linear
-        return bool(self.evaluate(x[None, :])[1].min() >= -tol and (a @ x + b).min(initial=0.0) >= -tol)
+        cons = self.evaluate(x[None, :])[1] if constraints is None else constraints
+        return bool(cons.min() >= -tol and (a @ x + b).min(initial=0.0) >= -tol)
 
     # ---- solve -------------------------------------------------------------------------------------
     def start(self, fraction: float = 0.3) -> np.ndarray:
@@ -229,7 +247,7 @@ class ContinuousRelaxation:
             key = z.tobytes()
             if key not in memo:
                 memo.clear()
-                o, c = self.evaluate(self.lo + span * np.vstack([z, z + eye]), margin)
+                o, c = self.evaluate(self.lo + span * np.vstack([z, z + eye]), margin, smooth=True)
                 memo[key] = (-o / SCALE, c)
             return memo[key]
 
@@ -258,18 +276,18 @@ class ContinuousRelaxation:
                        constraints=[{"type": "ineq", "fun": constraints, "jac": jacobian},
                                     {"type": "ineq", "fun": lambda z: lin_a @ z + lin_b, "jac": lambda z: lin_a}])
         x = self.lo + span * np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
-        obj, cons = self.evaluate(x[None, :], margin)
-        _, (widths, mids, depths) = self.parts(x[None, :])
+        parts = self.parts(x[None, :])
+        obj, cons = self._figures(parts, 0.0)
+        (_, layers, _, _), (widths, mids, depths) = parts
         kappa = np.maximum(np.asarray(getattr(res, "multipliers", np.zeros(cons.shape[1]))), 0.0) * SCALE
         return ContinuousPoint(x, widths[0], mids[0], depths[0], self.kernels, float(obj[0]),
-                               self.feasible(x), int(res.nit), self._lagrange(x, kappa))
+                               self.feasible(x, constraints=cons), int(res.nit),
+                               self._lagrange(float(layers.sum()), kappa))
 
-    def _lagrange(self, x: np.ndarray, kappa: np.ndarray) -> tuple:
+    def _lagrange(self, n0: float, kappa: np.ndarray) -> tuple:
         """(lambda_F, lambda_P, mu, n0) from the multipliers of the whole-network rho, FLOPs and params
-        constraints (see the module docstring of core/branch_and_bound.py)."""
+        constraints (see the module docstring of core/branch_and_bound.py), ``n0`` the point's layer count."""
         p = self.program
-        (_, nl, _, _), _ = self.parts(x[None, :])
-        n0 = float(nl.sum())
         k = len(self.ends) if p.convention == "official" else 1
         mu = kappa[k - 1] / n0
         lam = []

@@ -25,6 +25,7 @@ from .slots import BatchScorer, SlotTable
 
 CHUNK = 60_000          # neighbours scored per batch
 NEIGHBOURHOODS = ("global", "shift", "trade", "pair")
+MOVE_CACHE = 100_000     # best neighbours remembered (design, neighbourhood) before the cache starts over
 POLISH_WITHIN = 0.005   # local optima this close (relative) to the best so far get polished
 
 
@@ -81,6 +82,7 @@ class LocalSearch:
         self.evaluations = 0
         self._pair_deltas: dict = {}   # (slot, op) -> the pair neighbourhood's steps, built when first used
         self._move_cache: dict = {}
+        self._best_move: dict = {}     # (design, neighbourhood) -> its best neighbour: climbs that meet share
 
     def encode(self, choices):
         """(combos, depths) of a design given as one (c_out, Op, depth, mid) per slot."""
@@ -99,38 +101,50 @@ class LocalSearch:
     # ---- scoring -------------------------------------------------------------------------------------
     def values(self, combos: np.ndarray, depths: np.ndarray, cols: dict) -> np.ndarray:
         """Objectives (-inf when infeasible or invalid) of the design (combos, depths) with columns
-        ``cols`` = {slot: (combo array, depth array)} replaced, one row per neighbour.  Rows over the FLOPs
-        or params budget are dropped before the full scoring."""
+        ``cols`` = {slot: (combo array, depth array)} replaced, one row per neighbour.  Only the entries that
+        differ from the design are looked up; rows over the FLOPs or params budget are dropped before the
+        full scoring."""
         size = max(len(c) for c, _ in cols.values())
         self.evaluations += size
-        valid = np.ones(size, bool)
-        for j, (c, d) in cols.items():
-            valid &= self.slots[j].depth_ok(c, d)
-        rows = np.flatnonzero(valid)
         base = self.scorer.features(combos[None, :], depths[None, :])
-        new = {j: self.scorer.column(j, c[rows], d[rows]) for j, (c, d) in cols.items()}
-        keep = np.ones(len(rows), bool)
-        for total, budget in self._costs_after(base, new):
+        changed = {j: np.flatnonzero((c != combos[j]) | (d != depths[j])) for j, (c, d) in cols.items()}
+        valid = np.ones(size, bool)
+        new = {}
+        for j, rows in changed.items():
+            c, d = cols[j][0][rows], cols[j][1][rows]
+            ok = self.slots[j].depth_ok(c, d)
+            valid[rows[~ok]] = False
+            new[j] = (rows, self.scorer.column(j, np.maximum(c, 0), d))
+        for total, budget in self._costs_after(base, new, size):
             if budget is not None:
-                keep &= total <= budget
-        rows, new = rows[keep], {j: tuple(x[keep] for x in col) for j, col in new.items()}
+                valid &= total <= budget
+        rows = np.flatnonzero(valid)
+        where = np.full(size, -1, np.int64)
+        where[rows] = np.arange(len(rows))
         out = np.full(size, -np.inf)
         for lo in range(0, len(rows), CHUNK):
-            part = slice(lo, lo + CHUNK)
-            feats = [np.repeat(f, len(rows[part]), axis=0) for f in base]
-            for j, col in new.items():
+            part = rows[lo:lo + CHUNK]
+            feats = [np.repeat(f, len(part), axis=0) for f in base]
+            for j, (at, col) in new.items():
+                pos = where[at] - lo
+                hit = (pos >= 0) & (pos < len(part))
                 for f, x in zip(feats, col):
-                    f[:, j] = x[part]
+                    f[pos[hit], j] = x[hit]
             res = self.scorer.evaluate(feats)
-            out[rows[part]] = np.where(res["feasible"], res["objective"], -np.inf)
+            out[part] = np.where(res["feasible"], res["objective"], -np.inf)
         return out
 
-    def _costs_after(self, base, new):
-        """(FLOPs, budget) and (params, budget) of the base design with the columns ``new`` (slot ->
-        :meth:`BatchScorer.column` features) in place of its own."""
+    def _costs_after(self, base, new, size: int):
+        """(FLOPs, budget) and (params, budget) of ``size`` copies of the base design, each with the
+        changes ``new`` (slot -> (rows, :meth:`BatchScorer.column` features of those rows)) in place."""
         program = self.scorer.program
-        return [(base[k].sum() + sum(col[k] - base[k][0, j] for j, col in new.items()), budget)
-                for k, budget in ((2, program.flops), (3, program.params))]
+        out = []
+        for k, budget in ((2, program.flops), (3, program.params)):
+            total = np.full(size, base[k].sum())
+            for j, (rows, col) in new.items():
+                total[rows] += col[k] - base[k][0, j]
+            out.append((total, budget))
+        return out
 
     def value(self, combos, depths) -> float:
         res = self.scorer(combos[None, :], depths[None, :])
@@ -169,8 +183,8 @@ class LocalSearch:
         g = self._global(combos, depths, j)
         size = len(g[j][0])
         base = self.scorer.features(combos[None, :], depths[None, :])
-        new = {x: self.scorer.column(x, np.maximum(c, 0), d) for x, (c, d) in g.items()}
-        room = [None if budget is None else budget - total for total, budget in self._costs_after(base, new)]
+        new = {x: (np.arange(size), self.scorer.column(x, np.maximum(c, 0), d)) for x, (c, d) in g.items()}
+        room = [None if budget is None else budget - total for total, budget in self._costs_after(base, new, size)]
         parts = []
         for k in range(self.n):
             if k == j:
@@ -288,36 +302,44 @@ class LocalSearch:
         return self._columns(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
     def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
-        """Cheapest first; the climb restarts from the first after every move."""
+        """(name, build) per neighbourhood, cheapest first; the climb restarts from the first after every
+        move.  Names tell the neighbourhoods apart (the climb caches the best neighbour per design and name)."""
         pairs = list(itertools.combinations(range(self.n), 2))
         if "global" in kinds:   # every slot at once: one batch
-            yield "global", lambda: self._global_all(combos, depths)
+            yield ("global",), lambda: self._global_all(combos, depths)
         if "shift" in kinds:
-            yield "shift", lambda: self._shift_all(combos, depths)
+            yield ("shift",), lambda: self._shift_all(combos, depths)
         if "trade" in kinds:
-            yield from (("trade", lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
+            yield from ((("trade", j), lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
         if "pair" in kinds:
-            yield from (("pair", lambda j=j, k=k: self._pair(combos, depths, j, k)) for j, k in pairs)
+            yield from ((("pair", j, k), lambda j=j, k=k: self._pair(combos, depths, j, k)) for j, k in pairs)
 
     # ---- the search ----------------------------------------------------------------------------------
     def climb(self, combos, depths, *, deadline: float = float("inf"), kinds=NEIGHBOURHOODS):
         """Local optimum reached from (combos, depths) over the neighbourhoods ``kinds``, or the best design
-        when the deadline passes."""
+        when the deadline passes.  From an infeasible design the first move goes to its best feasible
+        neighbour, if it has one."""
         combos, depths = np.array(combos, np.int64), np.array(depths, np.int64)
         value = self.value(combos, depths)
         while time.perf_counter() < deadline:
             improved = False
-            for item in self._neighbourhoods(combos, depths, kinds):
+            for name, build in self._neighbourhoods(combos, depths, kinds):
                 if time.perf_counter() > deadline:
                     break
-                cols = item[1]()
-                vals = self.values(combos, depths, cols)
-                i = int(np.argmax(vals))
-                if vals[i] > value + 1e-9 * max(1.0, abs(value)):
-                    combos, depths = combos.copy(), depths.copy()
+                key = (combos.tobytes(), depths.tobytes(), name)
+                if key not in self._best_move:
+                    cols = build()
+                    vals = self.values(combos, depths, cols)
+                    i = int(np.argmax(vals))
+                    to_c, to_d = combos.copy(), depths.copy()
                     for j, (c, d) in cols.items():
-                        combos[j], depths[j] = c[i], d[i]
-                    value = float(vals[i])
+                        to_c[j], to_d[j] = c[i], d[i]
+                    if len(self._best_move) >= MOVE_CACHE:
+                        self._best_move.clear()
+                    self._best_move[key] = (float(vals[i]), to_c, to_d)
+                best, to_c, to_d = self._best_move[key]
+                if best > (value + 1e-9 * max(1.0, abs(value)) if np.isfinite(value) else value):
+                    combos, depths, value = to_c.copy(), to_d.copy(), best
                     improved = True
                     break   # neighbourhoods are built from the current design: start again
             if not improved:

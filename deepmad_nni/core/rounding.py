@@ -68,9 +68,10 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
 
 
 def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, count: int = 1):
-    """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first.  Beyond
-    ``limit`` combinations, each slot keeps only its best options by :func:`_lagrangian_order` (the slot
-    with the most options gives one up at a time)."""
+    """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first; when
+    none is feasible, the ``count`` least infeasible ones (value -inf).  Beyond ``limit`` combinations,
+    each slot keeps only its best options by :func:`_lagrangian_order` (the slot with the most options gives
+    one up at a time)."""
     options = [_slot_options(ls, j, point) for j in range(ls.n)]
     if math.prod(len(o) for o in options) > limit:
         options = [_lagrangian_order(ls, point, j, o) for j, o in enumerate(options)]
@@ -92,10 +93,29 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, c
     combos, depths = combos[ok], depths[ok]
     if not len(combos):
         return []
-    out = ls.scorer(combos, depths)
+    program, scorer = ls.scorer.program, ls.scorer
+    within = np.ones(len(combos), bool)   # FLOPs and params first: only roundings within both are scored
+    for f, budget in ((2, program.flops), (3, program.params)):
+        if budget is not None:
+            within &= sum(scorer.column(j, combos[:, j], depths[:, j])[f] for j in range(ls.n)) <= budget
+    if within.any():
+        combos, depths = combos[within], depths[within]
+    out = scorer(combos, depths)
+    if not out["feasible"].any():   # the least infeasible ones, for the local search to repair
+        order = np.lexsort((-out["objective"], _violation(ls.scorer.program, out)))[:count]
+        return [(combos[i], depths[i], -np.inf) for i in order]
     values = np.where(out["feasible"], out["objective"], -np.inf)
     order = np.argsort(-values, kind="stable")[:count]
     return [(combos[i], depths[i], float(values[i])) for i in order if np.isfinite(values[i])]
+
+
+def _violation(program, out: dict) -> np.ndarray:
+    """Relative excess of rho, FLOPs and params over their limits, summed (0 when feasible)."""
+    excess = np.maximum(out["rho"] / program.rho - 1.0, 0.0)
+    for total, budget in ((out["flops"], program.flops), (out["params"], program.params)):
+        if budget is not None:
+            excess = excess + np.maximum(total / budget - 1.0, 0.0)
+    return excess
 
 
 MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
@@ -105,14 +125,20 @@ MORE_ITERATIONS = 25
 
 
 def _points(relaxation, start: float):
-    """The relaxation's points to round, each from the one before: its optimum, the optimum with room to
-    spare (:data:`SPARE_MARGIN`), and the optima with the last stage's width held at the grid widths just
+    """The relaxation's points to round, each from its optimum: the optimum; the optimum with the width of
+    every stage but the stem held at its grid width nearest the optimum's (in log); the optimum with room
+    to spare (:data:`SPARE_MARGIN`); and the optima with the last stage's width held at the grid widths just
     below and above (that width weighs alpha_M, the most, in the entropy).  When no rounding of the
     optimum is feasible, the callers retry with :data:`MARGINS`."""
     fam = relaxation.family
     point = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
     yield point
     base = point
+    snapped = {}
+    for j in relaxation.ends[1:]:
+        grid = np.log(sorted(set(fam.slots[j].widths)))
+        snapped[relaxation.c_var[j]] = float(grid[np.argmin(np.abs(grid - math.log(base.widths[j])))])
+    yield relaxation.solve(base.x, fixed=snapped, max_iterations=MORE_ITERATIONS)
     yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
     last = relaxation.ends[-1]
     grid = sorted(set(fam.slots[last].widths))
@@ -124,26 +150,32 @@ def _points(relaxation, start: float):
 def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
                     limit: int = 8192, kinds=("global", "shift"), polish=(), deadline: float = math.inf):
     """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
-    :func:`_points`, its ``roundings`` best feasible roundings (:func:`round_point`), each climbed over the
-    neighbourhoods ``kinds`` (core/local_search.py); the best local optimum is then climbed over ``polish``.
-    Returns (optima as (combos, depths, value), best first; the relaxation's optimum).  The list is empty
-    when no rounding was feasible, even with the margins of :data:`MARGINS`."""
+    :func:`_points`, its ``roundings`` best roundings (:func:`round_point`; the least infeasible ones when
+    none is feasible), each climbed over the neighbourhoods ``kinds`` (core/local_search.py); the best local
+    optimum is then climbed over ``polish``.  Returns (optima as (combos, depths, value), best first; the
+    relaxation's optimum).  The list is empty when no climb reached a feasible design, even with the
+    margins of :data:`MARGINS`."""
     from .continuous import ContinuousRelaxation
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
-    for k, point in enumerate(_points(relaxation, start)):
-        rounded = round_point(ls, point, count=roundings, limit=limit)
-        if first is None:
-            first = point
-            for margin in MARGINS[1:] if not rounded else ():
-                rounded = round_point(ls, relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS),
-                                      count=roundings, limit=limit)
-                if rounded:
-                    break
-        for c, d, _ in rounded:
+
+    def climbed(point):   # its roundings, each climbed once (local optima that stay infeasible are dropped)
+        found = []
+        for c, d, _ in round_point(ls, point, count=roundings, limit=limit):
             if (c.tobytes(), d.tobytes()) not in seen:
                 seen.add((c.tobytes(), d.tobytes()))
-                optima.append(ls.climb(c, d, kinds=kinds, deadline=deadline))
+                found.append(ls.climb(c, d, kinds=kinds, deadline=deadline))
+        return [f for f in found if np.isfinite(f[2])]
+
+    for k, point in enumerate(_points(relaxation, start)):
+        found = climbed(point)
+        if first is None:
+            first = point
+            for margin in MARGINS[1:] if not found else ():
+                found = climbed(relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS))
+                if found:
+                    break
+        optima += found
         if k + 1 >= points or time.perf_counter() > deadline:
             break
     optima.sort(key=lambda o: -o[2])

@@ -16,8 +16,9 @@ def se_width(mid):
     return np.maximum(8, (mid // 4) // 8 * 8)
 
 
-def block_terms(block: str, c_in, c_out, k, mid, stride, r_in):
-    """(t, n, macs, params) of one block, as float arrays (``stride`` and ``r_in`` may be arrays too)."""
+def block_terms(block: str, c_in, c_out, k, mid, stride, r_in, se=se_width):
+    """(t, n, macs, params) of one block, as float arrays (``stride`` and ``r_in`` may be arrays too);
+    ``se`` maps the mid width to the SE width."""
     c_in, c_out, k, mid = (np.asarray(x, dtype=np.float64) for x in (c_in, c_out, k, mid))
     r_out = -(-np.asarray(r_in) // stride)
     ri2, ro2 = np.asarray(r_in, dtype=np.float64) ** 2, np.asarray(r_out, dtype=np.float64) ** 2
@@ -44,7 +45,7 @@ def block_terms(block: str, c_in, c_out, k, mid, stride, r_in):
         macs = c_in * mid * ri2 + mid * k * k * ro2 + mid * c_out * ro2
         params = c_in * mid + mid * k * k + mid * c_out + 4 * mid + 2 * c_out
         if block == "mbconv_se":
-            se = se_width(mid)
+            se = se(mid)
             macs = macs + 2 * mid * se
             params = params + 2 * mid * se + se + mid
         return t + zero, 3.0 + zero, macs + zero, params + zero
