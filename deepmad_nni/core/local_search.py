@@ -107,15 +107,18 @@ class LocalSearch:
         size = max(len(c) for c, _ in cols.values())
         self.evaluations += size
         base = self.scorer.features(combos[None, :], depths[None, :])
-        changed = {j: np.flatnonzero((c != combos[j]) | (d != depths[j])) for j, (c, d) in cols.items()}
         valid = np.ones(size, bool)
-        new = {}
-        for j, rows in changed.items():
-            c, d = cols[j][0][rows], cols[j][1][rows]
+        changed = {}
+        for j, (c, d) in cols.items():   # the entries that differ from the design, with their FLOPs and params
+            rows = np.flatnonzero((c != combos[j]) | (d != depths[j]))
+            c, d = c[rows], d[rows]
             ok = self.slots[j].depth_ok(c, d)
             valid[rows[~ok]] = False
-            new[j] = (rows, self.scorer.column(j, np.maximum(c, 0), d))
-        for total, budget in self._costs_after(base, new, size):
+            sl, extra = self.scorer.slots[j], d - 1
+            c = np.maximum(c, 0)
+            changed[j] = (rows, c, d, [None, None] + [sl.first[f][c] + extra * sl.rep[f][c] for f in (2, 3)])
+        costs = {j: (rows, cost) for j, (rows, _, _, cost) in changed.items()}
+        for total, budget in self._costs_after(base, costs, size):
             if budget is not None:
                 valid &= total <= budget
         rows = np.flatnonzero(valid)
@@ -125,18 +128,19 @@ class LocalSearch:
         for lo in range(0, len(rows), CHUNK):
             part = rows[lo:lo + CHUNK]
             feats = [np.repeat(f, len(part), axis=0) for f in base]
-            for j, (at, col) in new.items():
+            for j, (at, c, d, _) in changed.items():
                 pos = where[at] - lo
                 hit = (pos >= 0) & (pos < len(part))
-                for f, x in zip(feats, col):
-                    f[pos[hit], j] = x[hit]
+                for f, x in zip(feats, self.scorer.column(j, c[hit], d[hit])):
+                    f[pos[hit], j] = x
             res = self.scorer.evaluate(feats)
             out[part] = np.where(res["feasible"], res["objective"], -np.inf)
         return out
 
     def _costs_after(self, base, new, size: int):
         """(FLOPs, budget) and (params, budget) of ``size`` copies of the base design, each with the
-        changes ``new`` (slot -> (rows, :meth:`BatchScorer.column` features of those rows)) in place."""
+        changes ``new`` (slot -> (rows, :meth:`BatchScorer.column` features of those rows, or at least their
+        FLOPs and params at 2 and 3)) in place."""
         program = self.scorer.program
         out = []
         for k, budget in ((2, program.flops), (3, program.params)):

@@ -16,12 +16,31 @@ from .continuous import ContinuousPoint
 from .score import CONVENTIONS
 from .local_search import LocalSearch
 
+NEAREST = 256   # roundings over budget scored (those over it least) when none is within it
+
+
+ON_GRID = 1e-9   # a value within this (relative) of a grid value is on it
+
 
 def _nearest(grid, x: float) -> list[int]:
-    """Indices of the grid values just below and just above ``x`` (in log; one when x is off the grid)."""
+    """Indices of the grid values just below and just above ``x`` (in log; one when x is beyond the grid).
+    A value on the grid (:data:`ON_GRID`: a held width, a depth at its bound) takes its two neighbours
+    too, so that float noise in it never changes the options."""
     logs = np.log(np.asarray(grid, float))
-    i = int(np.searchsorted(logs, math.log(max(x, 1e-12))))
-    return sorted({min(max(k, 0), len(logs) - 1) for k in (i - 1, i)})
+    lx = math.log(max(x, 1e-12))
+    i = int(np.searchsorted(logs, lx))
+    on = [k for k in (i - 1, i) if 0 <= k < len(logs) and abs(logs[k] - lx) <= ON_GRID]
+    around = (on[0] - 1, on[0], on[0] + 1) if on else (i - 1, i)
+    return sorted({min(max(k, 0), len(logs) - 1) for k in around})
+
+
+def _depths_around(depth: float) -> set[int]:
+    """The integer depths just below and above ``depth``; an integer depth (up to :data:`ON_GRID`) and its
+    two neighbours."""
+    d = round(depth)
+    if abs(depth - d) <= ON_GRID * max(1.0, depth):
+        return {d - 1, d, d + 1}
+    return {math.floor(depth), math.ceil(depth)}
 
 
 def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray:
@@ -42,8 +61,7 @@ def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray
             pairs = [(o, 0) for o in ops]
         for o, mi in pairs:
             allowed = np.asarray(s.sl.depths[o])
-            ds = {int(allowed[np.argmin(np.abs(allowed - d))])
-                  for d in (math.floor(depth), math.ceil(depth))}
+            ds = {int(allowed[np.argmin(np.abs(allowed - d))]) for d in _depths_around(depth)}
             rows += [(co, o, mi, d) for d in sorted(ds)]
     return np.array(rows, np.int64)
 
@@ -94,13 +112,15 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, c
     if not len(combos):
         return []
     program, scorer = ls.scorer.program, ls.scorer
-    within = np.ones(len(combos), bool)   # FLOPs and params first: only roundings within both are scored
+    features = scorer.features(combos, depths)
+    excess = np.zeros(len(combos))   # FLOPs and params first: only roundings within both are scored
     for f, budget in ((2, program.flops), (3, program.params)):
         if budget is not None:
-            within &= sum(scorer.column(j, combos[:, j], depths[:, j])[f] for j in range(ls.n)) <= budget
-    if within.any():
-        combos, depths = combos[within], depths[within]
-    out = scorer(combos, depths)
+            excess += np.maximum(features[f].sum(axis=1) / budget - 1.0, 0.0)
+    # (when none is within, the ones that exceed them least)
+    keep = np.flatnonzero(excess == 0) if (excess == 0).any() else np.argsort(excess, kind="stable")[:NEAREST]
+    combos, depths, features = combos[keep], depths[keep], [f[keep] for f in features]
+    out = scorer.evaluate(features)
     if not out["feasible"].any():   # the least infeasible ones, for the local search to repair
         order = np.lexsort((-out["objective"], _violation(ls.scorer.program, out)))[:count]
         return [(combos[i], depths[i], -np.inf) for i in order]
