@@ -97,29 +97,29 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, c
         while math.prod(keep) > limit:
             keep[int(np.argmax(keep))] -= 1
         options = [o[:k] for o, k in zip(options, keep)]
-    sizes = [len(o) for o in options]
+    scorer, program, sizes = ls.scorer, ls.scorer.program, [len(o) for o in options]
     pick = np.stack([a.ravel() for a in np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")], axis=1)
-    combos = np.zeros(pick.shape, np.int64)
-    depths = np.zeros(pick.shape, np.int64)
-    ci = np.zeros(len(pick), np.int64)
-    for j, opts in enumerate(options):
-        row = opts[pick[:, j]]
-        combos[:, j] = ls.slots[j].resolve(ci, row[:, 0], row[:, 1], row[:, 2])
-        depths[:, j] = row[:, 3]
-        ci = row[:, 0]
-    ok = (combos >= 0).all(axis=1)
-    combos, depths = combos[ok], depths[ok]
-    if not len(combos):
+    combos, depths, columns = [], [], []
+    before = np.zeros(1, np.int64)   # the output width index of the slot before, per option
+    for j, opts in enumerate(options):   # each slot's combos and features by (option before, own option)
+        pair = ls.slots[j].resolve(before[:, None], opts[None, :, 0], opts[None, :, 1], opts[None, :, 2])
+        flat = (pick[:, j - 1] * len(opts) if j else 0) + pick[:, j]
+        combos.append(pair.ravel()[flat])
+        depths.append(opts[pick[:, j], 3])
+        column = scorer.column(j, np.maximum(pair, 0).ravel(), np.broadcast_to(opts[:, 3], pair.shape).ravel())
+        columns.append([c[flat] for c in column])
+        before = opts[:, 0]
+    excess = np.where(np.all([c >= 0 for c in combos], axis=0), 0.0, np.inf)
+    for f, budget in ((2, program.flops), (3, program.params)):   # FLOPs and params first: only the
+        if budget is not None:                                    # roundings within both are scored
+            excess += np.maximum(sum(col[f] for col in columns) / budget - 1.0, 0.0)
+    if not np.isfinite(excess).any():
         return []
-    program, scorer = ls.scorer.program, ls.scorer
-    features = scorer.features(combos, depths)
-    excess = np.zeros(len(combos))   # FLOPs and params first: only roundings within both are scored
-    for f, budget in ((2, program.flops), (3, program.params)):
-        if budget is not None:
-            excess += np.maximum(features[f].sum(axis=1) / budget - 1.0, 0.0)
     # (when none is within, the ones that exceed them least)
     keep = np.flatnonzero(excess == 0) if (excess == 0).any() else np.argsort(excess, kind="stable")[:NEAREST]
-    combos, depths, features = combos[keep], depths[keep], [f[keep] for f in features]
+    keep = keep[np.isfinite(excess[keep])]
+    combos, depths = np.stack([c[keep] for c in combos], axis=1), np.stack([d[keep] for d in depths], axis=1)
+    features = [np.stack([col[f][keep] for col in columns], axis=1) for f in range(len(columns[0]))]
     out = scorer.evaluate(features)
     if not out["feasible"].any():   # the least infeasible ones, for the local search to repair
         order = np.lexsort((-out["objective"], _violation(ls.scorer.program, out)))[:count]
