@@ -38,7 +38,7 @@ GRID = 48
 LEAF_BATCH = 4096   # leaves scored per batch
 POLISH_NODES = 2000  # nodes per box when the box search polishes a local optimum
 QUICK_FALLBACK = 10.0  # seconds a quick solve (no time limit) searches on when the rounding found nothing
-QUICK_PLAN = {"points": 3, "roundings": 1, "kinds": ("global",), "polish": ("global", "shift")}   # quick solve
+QUICK_PLAN = {"points": 2, "roundings": 1, "kinds": ("global",), "polish": ("global", "shift")}   # quick solve
 TIMED_PLAN = {"points": 5, "roundings": 3, "polish": ("global", "shift", "trade", "pair")}   # with a limit
 
 
