@@ -7,10 +7,11 @@ import pytest
 from core_families import TINY_MBSE, TINY_RESNET
 from deepmad_nni.core import Program, get_family, get_preset, solve
 from deepmad_nni.core.branch_and_bound import _Relaxation
-from deepmad_nni.core.continuous import ContinuousRelaxation, relaxable
+from deepmad_nni.core.continuous import ContinuousRelaxation, relaxable, smooth_se
 from deepmad_nni.core.local_search import LocalSearch
 from deepmad_nni.core.result import FEASIBLE_WITH_GAP, OPTIMAL
-from deepmad_nni.core.rounding import relax_and_round
+from deepmad_nni.core.rounding import _depths_around, _nearest, _violation, relax_and_round, round_point
+from deepmad_nni.core.terms import se_width
 from deepmad_nni.core.slots import BatchScorer, build_slot_tables, sample_designs
 from test_core_solver import budgets, oracle
 
@@ -107,3 +108,61 @@ def test_quick_solve_of_budgets_below_the_family_is_infeasible():
     res = solve("resnet-bottleneck-224", flops=1e6, params=25.6e6, rho=0.3)
     assert res.status == "infeasible" and not res.designs
     assert "flops budget" in res.message and "1.445e+07" in res.message
+
+
+def test_values_on_the_grid_round_to_themselves_and_their_neighbours():
+    """A held width or a depth at its bound rounds the same whatever its float noise: to itself and the
+    grid values either side (off the grid, to the two around it)."""
+    grid = [32, 40, 48, 64, 80]
+    for noise in (1 - 1e-12, 1.0, 1 + 1e-12):
+        assert _nearest(grid, 48 * noise) == [1, 2, 3]
+        assert _depths_around(16 * noise) == {15, 16, 17}
+    assert _nearest(grid, 50) == [2, 3] and _nearest(grid, 20) == [0] and _nearest(grid, 100) == [4]
+    assert _depths_around(3.3) == {3, 4}
+
+
+def test_smooth_se_width_stays_within_one_step_of_the_exact():
+    mids = np.arange(8, 4000)
+    assert np.all(np.abs(smooth_se(mids.astype(float)) - se_width(mids)) <= 8)
+
+
+def test_roundings_over_the_limits_come_back_least_infeasible_first_and_a_climb_repairs_them():
+    """When no rounding is feasible (here: rho_0 halved under the point), round_point returns the ones that
+    exceed the limits least (value -inf), and a climb from the first reaches a feasible design (on this
+    family, the optimum that brute force finds)."""
+    fam = TINY_RESNET
+    flops, params, rho = budgets(fam.name)[1]
+    roomy = Program.create(fam, flops=flops, params=params, rho=rho)
+    point = ContinuousRelaxation(roomy).solve(ContinuousRelaxation(roomy).start(0.3))
+    tight = Program.create(fam, flops=flops, params=params, rho=rho / 2)
+    ls = LocalSearch(BatchScorer(tight, build_slot_tables(tight)))
+    rounded = round_point(ls, point, count=4)
+    out = ls.scorer(np.array([r[0] for r in rounded]), np.array([r[1] for r in rounded]))
+    assert len(rounded) == 4 and all(r[2] == -np.inf for r in rounded) and not out["feasible"].any()
+    assert np.all(np.diff(_violation(tight, out)) >= 0)
+    c, d, v = ls.climb(rounded[0][0], rounded[0][1])
+    assert ls.scorer(c[None, :], d[None, :])["feasible"][0]
+    assert v == pytest.approx(oracle(tight, 1)[0], rel=1e-12)
+
+
+def test_climbs_that_meet_share_their_moves_and_return_their_own_arrays():
+    """The climb's cache of best moves changes nothing: a reused local search climbs to the design a fresh
+    one reaches, and changing a returned design does not change later climbs."""
+    fam = TINY_RESNET
+    flops, params, rho = budgets(fam.name)[0]
+    prog = Program.create(fam, flops=flops, params=params, rho=rho)
+    scorer = BatchScorer(prog, build_slot_tables(prog))
+    combos, depths = sample_designs(scorer.slots, 12, np.random.default_rng(1))
+    shared = LocalSearch(scorer)
+    for c, d in zip(combos, depths):
+        fresh = LocalSearch(scorer).climb(c, d)
+        again = shared.climb(c, d)
+        assert np.array_equal(fresh[0], again[0]) and np.array_equal(fresh[1], again[1]) and fresh[2] == again[2]
+        again[0][:] = -1   # the caller's copy
+        assert np.array_equal(shared.climb(c, d)[0], fresh[0])
+
+
+def test_quick_solve_is_deterministic():
+    p = get_preset("R34")
+    first, second = (solve(p.family, flops=p.flops, params=p.params, rho=p.rho) for _ in range(2))
+    assert first.architecture == second.architecture and first.objective == second.objective
