@@ -237,7 +237,8 @@ class ContinuousRelaxation:
     def solve(self, x0: np.ndarray, *, margin: float = 0.0, fixed: dict | None = None, max_iterations: int = 100,
               tolerance: float = 1e-6) -> ContinuousPoint:
         """A local optimum of the relaxation from ``x0`` (SLSQP on the variables scaled to [0, 1],
-        forward-difference Jacobians), with the variables in ``fixed`` (index -> value) held."""
+        forward-difference Jacobians, SE widths by :func:`smooth_se`), with the variables in ``fixed``
+        (index -> value) held.  The point's figures and feasibility are the exact ones."""
         span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
         fixed = {i: (v - self.lo[i]) / span[i] for i, v in (fixed or {}).items()}
         eye = STEP * np.eye(len(x0))

@@ -1,9 +1,11 @@
 """Rounding a point of the continuous relaxation (core/continuous.py) to designs of the family.
 
 Per slot the candidates are the two grid widths nearest the point's width (in log), the ops of its kernel
-with the two mids or expansions nearest its own, and the two depths around its depth.  Every combination
-is scored exactly (beyond ``limit`` combinations, each slot keeps its best options by their Lagrangian
-value at the relaxation's multipliers); the best feasible ones are returned.
+with the two mids or expansions nearest its own, and the two depths around its depth; a value on the grid
+(a held width, a depth at its bound) takes itself and both neighbours.  Every combination is scored exactly
+(beyond ``limit`` combinations, each slot keeps its best options by their Lagrangian value at the
+relaxation's multipliers); the best feasible ones are returned, or, when none is feasible, the least
+infeasible ones, which the local search then repairs.
 """
 from __future__ import annotations
 
@@ -16,10 +18,8 @@ from .continuous import ContinuousPoint
 from .score import CONVENTIONS
 from .local_search import LocalSearch
 
+ON_GRID = 1e-9  # a value within this (relative) of a grid value is on it
 NEAREST = 256   # roundings over budget scored (those over it least) when none is within it
-
-
-ON_GRID = 1e-9   # a value within this (relative) of a grid value is on it
 
 
 def _nearest(grid, x: float) -> list[int]:
@@ -122,7 +122,7 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, c
     features = [np.stack([col[f][keep] for col in columns], axis=1) for f in range(len(columns[0]))]
     out = scorer.evaluate(features)
     if not out["feasible"].any():   # the least infeasible ones, for the local search to repair
-        order = np.lexsort((-out["objective"], _violation(ls.scorer.program, out)))[:count]
+        order = np.lexsort((-out["objective"], _violation(program, out)))[:count]
         return [(combos[i], depths[i], -np.inf) for i in order]
     values = np.where(out["feasible"], out["objective"], -np.inf)
     order = np.argsort(-values, kind="stable")[:count]
@@ -148,8 +148,8 @@ def _points(relaxation, start: float):
     """The relaxation's points to round, each from its optimum: the optimum; the optimum with the width of
     every stage but the stem held at its grid width nearest the optimum's (in log); the optimum with room
     to spare (:data:`SPARE_MARGIN`); and the optima with the last stage's width held at the grid widths just
-    below and above (that width weighs alpha_M, the most, in the entropy).  When no rounding of the
-    optimum is feasible, the callers retry with :data:`MARGINS`."""
+    below and above (that width weighs alpha_M, the most, in the entropy).  When no climb from the
+    optimum's roundings reaches a feasible design, the callers retry with :data:`MARGINS`."""
     fam = relaxation.family
     point = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
     yield point
