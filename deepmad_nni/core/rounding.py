@@ -78,7 +78,7 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     weight = sum(program.alpha[i] * math.log(scorer.area[i] * point.widths[e])
                  for i, e in enumerate(scorer.ends) if e >= j)
     weight = CONVENTIONS[program.convention] * weight + mu
-    ci = _nearest(ls.slots[j - 1].sl.widths, point.widths[j - 1])[0] if j else 0
+    ci = int(np.argmin(np.abs(np.log(ls.slots[j - 1].sl.widths) - math.log(point.widths[j - 1])))) if j else 0
     combos = np.maximum(ls.slots[j].resolve(ci, opts[:, 0], opts[:, 1], opts[:, 2]), 0)
     t, n, f, p = totals(sl, combos, opts[:, 3])
     value = weight * t - nu * n - lam_f * f - lam_p * p
