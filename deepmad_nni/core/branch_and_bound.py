@@ -54,6 +54,19 @@ def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray
     return v0 + w * (v1 - v0)
 
 
+def layer_price(program: Program, mu: float, n0: float) -> float:
+    """nu, the price of one layer: rho's multiplier ``mu`` times the slope of the tangent of
+    n log(n / rho_0) at ``n0``."""
+    return mu * (math.log(n0 / program.rho) + 1.0)
+
+
+def relaxed_term(sl: SlotTable, idx, depth, weight, nu: float, lam_f: float, lam_p: float) -> np.ndarray:
+    """Lagrangian value of slot blocks (combos ``idx`` at ``depth``): their log-widths weighted by
+    ``weight`` (mu included), less the prices of their layers, FLOPs and params."""
+    t, n, f, p = _totals(sl, idx, depth)
+    return weight * t - nu * n - lam_f * f - lam_p * p
+
+
 class _Relaxation:
     """Multipliers theta = (lambda_F, lambda_P, mu, n0) and the prefix tables W_j(c; g) they induce."""
 
@@ -86,7 +99,7 @@ class _Relaxation:
         ``c * |depth - m|`` in the slots flagged by ``counted`` (see :func:`_depth_spread_bound`)."""
         p = self.program
         self.lam_f, self.lam_p, self.mu, self.n0 = lam_f, lam_p, mu, n0
-        self.nu = mu * (math.log(n0 / p.rho) + 1.0)
+        self.nu = layer_price(p, mu, n0)
         self.const = (lam_f * (p.flops or 0.0) + lam_p * (p.params or 0.0) - mu * n0 * math.log(n0 / p.rho)
                       + self.nu * n0 - p.beta)
         self.tables = []
@@ -122,8 +135,7 @@ class _Relaxation:
 
     def term(self, sl: SlotTable, idx: np.ndarray, depth: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Relaxed value of slot blocks (combos ``idx`` at ``depth``) whose log-widths weigh ``weight``."""
-        t, n, f, p = _totals(sl, idx, depth)
-        return (weight + self.mu) * t - self.nu * n - self.lam_f * f - self.lam_p * p
+        return relaxed_term(sl, idx, depth, weight + self.mu, self.nu, self.lam_f, self.lam_p)
 
     def prefix(self, j: int, ci: np.ndarray, g: np.ndarray) -> np.ndarray:
         """Upper bound of the free slots 0..j-1 given slot j's input width index ``ci`` and weight ``g``."""
@@ -449,10 +461,8 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
         if open_bound <= k_th:   # the open nodes could not have improved the top_k
             return DesignResult(OPTIMAL, f"Optimal ({searched}).", designs, designs[0].score.objective, elapsed,
                                 nodes, fam.name, info)
-        gap = bound - designs[0].score.objective
-        return DesignResult(FEASIBLE_WITH_GAP, f"The time limit stopped the search ({searched}); the best design "
-                            f"is within {gap:.4g} ({gap / max(abs(bound), 1e-12):.2%}) of the optimum.",
-                            designs, bound, elapsed, nodes, fam.name, info)
+        return _gap_result(program, designs, bound, elapsed, nodes,
+                           f"The time limit stopped the search ({searched})")
     if not designs:
         return DesignResult(INFEASIBLE, _infeasible_message(program, fmin, pmin), [], -math.inf, elapsed, nodes,
                             fam.name, info)
@@ -528,10 +538,17 @@ def _quick_result(program: Program, relax: _Relaxation, best: _Incumbents, point
     if bound <= value + 1e-9 * max(1.0, abs(value)):
         return DesignResult(OPTIMAL, f"Optimal ({searched}).", designs, value, elapsed, 0,
                             program.family.name, program.as_dict())
-    gap = bound - value
-    return DesignResult(FEASIBLE_WITH_GAP, f"Quick solve ({searched}); the best design is within {gap:.4g} "
-                        f"({gap / max(abs(bound), 1e-12):.2%}) of the optimum; a time limit searches further.",
-                        designs, bound, elapsed, 0, program.family.name, program.as_dict())
+    return _gap_result(program, designs, bound, elapsed, 0, f"Quick solve ({searched})",
+                       "; a time limit searches further")
+
+
+def _gap_result(program: Program, designs, bound: float, elapsed: float, nodes: int, head: str,
+                tail: str = "") -> DesignResult:
+    """A feasible-with-gap result: ``head``, then how far the best design may be from ``bound``."""
+    gap = bound - designs[0].score.objective
+    return DesignResult(FEASIBLE_WITH_GAP, f"{head}; the best design is within {gap:.4g} "
+                        f"({gap / max(abs(bound), 1e-12):.2%}) of the optimum{tail}.", designs, bound, elapsed,
+                        nodes, program.family.name, program.as_dict())
 
 
 def _scored(program: Program, design: Design) -> Design:

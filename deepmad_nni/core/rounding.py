@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from .branch_and_bound import layer_price, relaxed_term
 from .continuous import ContinuousPoint
 from .score import CONVENTIONS
 from .local_search import LocalSearch
@@ -70,18 +71,14 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     """Slot ``j``'s options, best first by their Lagrangian value at the point's multipliers: the weighted
     log-widths less the multipliers' prices of FLOPs, params and layers (as in core/branch_and_bound.py),
     each option taken on the grid width nearest the point's input."""
-    from .slots import totals
-    program, sl = ls.scorer.program, ls.slots[j].sl
+    program, scorer = ls.scorer.program, ls.scorer
     lam_f, lam_p, mu, n0 = point.lagrange
-    nu = mu * (math.log(n0 / program.rho) + 1.0)
-    scorer = ls.scorer
     weight = sum(program.alpha[i] * math.log(scorer.area[i] * point.widths[e])
                  for i, e in enumerate(scorer.ends) if e >= j)
     weight = CONVENTIONS[program.convention] * weight + mu
     ci = int(np.argmin(np.abs(np.log(ls.slots[j - 1].sl.widths) - math.log(point.widths[j - 1])))) if j else 0
     combos = np.maximum(ls.slots[j].resolve(ci, opts[:, 0], opts[:, 1], opts[:, 2]), 0)
-    t, n, f, p = totals(sl, combos, opts[:, 3])
-    value = weight * t - nu * n - lam_f * f - lam_p * p
+    value = relaxed_term(ls.slots[j].sl, combos, opts[:, 3], weight, layer_price(program, mu, n0), lam_f, lam_p)
     return opts[np.argsort(-value, kind="stable")]
 
 
