@@ -143,25 +143,25 @@ MORE_ITERATIONS = 25
 
 def _points(relaxation, start: float):
     """The relaxation's points to round, each from its optimum: the optimum; the optimum with the width of
-    every stage but the stem held at its grid width nearest the optimum's (in log); the optimum with room
-    to spare (:data:`SPARE_MARGIN`); and the optima with the last stage's width held at the grid widths just
-    below and above (that width weighs alpha_M, the most, in the entropy).  When no climb from the
-    optimum's roundings reaches a feasible design, the callers retry with :data:`MARGINS`."""
+    every stage but the stem held at its grid width nearest the optimum's (in log); the optimum with the
+    last stage's width held at the grid width just below the optimum's (that width weighs alpha_M, the
+    most, in the entropy), then just above; and the optimum with room to spare (:data:`SPARE_MARGIN`).
+    When no climb from the optimum's roundings reaches a feasible design, the callers retry with
+    :data:`MARGINS`."""
     fam = relaxation.family
-    point = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
-    yield point
-    base = point
+    base = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
+    yield base
     snapped = {}
     for j in relaxation.ends[1:]:
         grid = np.log(sorted(set(fam.slots[j].widths)))
         snapped[relaxation.c_var[j]] = float(grid[np.argmin(np.abs(grid - math.log(base.widths[j])))])
     yield relaxation.solve(base.x, fixed=snapped, max_iterations=MORE_ITERATIONS)
-    yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
     last = relaxation.ends[-1]
     grid = sorted(set(fam.slots[last].widths))
     for k in _nearest(grid, base.widths[last]):
         yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: math.log(grid[k])},
                                max_iterations=MORE_ITERATIONS)
+    yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
 
 
 def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
