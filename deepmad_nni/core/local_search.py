@@ -169,13 +169,10 @@ class LocalSearch:
         return self.slots[j + 1].resolve(new_co, co, op, mi)
 
     def _global(self, combos, depths, j):
-        s = self.slots[j]
-        idx = s.by_ci[self._attrs(combos, j)[0]]
-        reps = np.array([len(s.sl.depths[o]) for o in s.sl.op[idx]], dtype=np.int64)
-        cj = np.repeat(idx, reps)
-        dj = np.concatenate([s.sl.depths[o] for o in s.sl.op[idx]])
+        """Slot ``j`` anywhere its input allows (the slot after it keeps its own choices)."""
+        cj, dj = self._moves(j, self._attrs(combos, j)[0])
         cols = {j: (cj, dj)}
-        nxt = self._follow(combos, j, s.sl.co[cj])
+        nxt = self._follow(combos, j, self.slots[j].sl.co[cj])
         if nxt is not None:
             cols[j + 1] = (nxt, np.full(len(cj), depths[j + 1]))
         return cols
@@ -214,15 +211,15 @@ class LocalSearch:
     @staticmethod
     def _merge(combos, depths, parts):
         """One set of columns holding the rows of every part (slots a part leaves alone keep their choices)."""
+        sizes = [len(next(iter(part.values()))[0]) for part in parts]
+        c, d = np.tile(combos, (sum(sizes), 1)), np.tile(depths, (sum(sizes), 1))
+        lo = 0
+        for part, size in zip(parts, sizes):
+            for k, (ck, dk) in part.items():
+                c[lo:lo + size, k], d[lo:lo + size, k] = ck, dk
+            lo += size
         keys = sorted(set().union(*parts))
-        out = {}
-        for k in keys:
-            cols = []
-            for part in parts:
-                size = len(next(iter(part.values()))[0])
-                cols.append(part.get(k, (np.full(size, combos[k]), np.full(size, depths[k]))))
-            out[k] = tuple(np.concatenate([c[i] for c in cols]) for i in (0, 1))
-        return out
+        return {k: (c[:, k], d[:, k]) for k in keys}
 
     def _local_deltas(self, j: int, o: int) -> np.ndarray:
         """Steps (width, op, mid, depth) of slot ``j`` at op ``o`` in the ``pair`` neighbourhood."""
@@ -264,33 +261,20 @@ class LocalSearch:
             ci = co[:, j]
         return cols
 
-    def _moves(self, j: int, w: int) -> np.ndarray:
-        """(4, R): every (output width, op, mid index, depth) slot ``j`` allows on input width ``w``."""
+    def _moves(self, j: int, w: int):
+        """(combos, depths): every combo and depth slot ``j`` allows on input width ``w`` (cached)."""
         key = (j, w)
         if key not in self._move_cache:
             s = self.slots[j]
             idx = s.by_ci[w]
             reps = np.array([len(s.sl.depths[o]) for o in s.sl.op[idx]], dtype=np.int64)
-            cj = np.repeat(idx, reps)
             d = np.concatenate([s.sl.depths[o] for o in s.sl.op[idx]]) if len(idx) else np.zeros(0, np.int64)
-            self._move_cache[key] = np.stack([s.sl.co[cj], s.sl.op[cj], s.mi[cj], d])
+            self._move_cache[key] = (np.repeat(idx, reps), d)
         return self._move_cache[key]
 
     def _global_all(self, combos, depths):
         """The ``global`` moves of every slot as one batch (the slot after a move keeps its choices)."""
-        moves = [self._moves(j, self._attrs(combos, j)[0]) for j in range(self.n)]
-        size = sum(m.shape[1] for m in moves)
-        c, d = np.tile(combos, (size, 1)), np.tile(depths, (size, 1))
-        lo = 0
-        for j, (co, op, mi, dj) in enumerate(moves):
-            rows = slice(lo, lo + len(co))
-            c[rows, j] = self.slots[j].resolve(self._attrs(combos, j)[0], co, op, mi)
-            d[rows, j] = dj
-            if j + 1 < self.n:   # the next slot keeps its own choices on the new input width
-                _, co_next, op_next, mi_next = self._attrs(combos, j + 1)
-                c[rows, j + 1] = self.slots[j + 1].resolve(co, co_next, op_next, mi_next)
-            lo += len(co)
-        return {j: (c[:, j], d[:, j]) for j in range(self.n)}
+        return self._merge(combos, depths, [self._global(combos, depths, j) for j in range(self.n)])
 
     def _shift_all(self, combos, depths):
         """The ``shift`` moves of every pair of slots as one batch."""

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .branch_and_bound import layer_price, relaxed_term
-from .continuous import ContinuousPoint
+from .continuous import ContinuousPoint, ContinuousRelaxation
 from .score import CONVENTIONS
 from .local_search import LocalSearch
 
@@ -33,6 +33,11 @@ def _nearest(grid, x: float) -> list[int]:
     on = [k for k in (i - 1, i) if 0 <= k < len(logs) and abs(logs[k] - lx) <= ON_GRID]
     around = (on[0] - 1, on[0], on[0] + 1) if on else (i - 1, i)
     return sorted({min(max(k, 0), len(logs) - 1) for k in around})
+
+
+def _closest(grid, x: float) -> int:
+    """Index of the grid value closest to ``x`` in log."""
+    return int(np.argmin(np.abs(np.log(np.asarray(grid, float)) - math.log(x))))
 
 
 def _depths_around(depth: float) -> set[int]:
@@ -76,7 +81,7 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     weight = sum(program.alpha[i] * math.log(scorer.area[i] * point.widths[e])
                  for i, e in enumerate(scorer.ends) if e >= j)
     weight = CONVENTIONS[program.convention] * weight + mu
-    ci = int(np.argmin(np.abs(np.log(ls.slots[j - 1].sl.widths) - math.log(point.widths[j - 1])))) if j else 0
+    ci = _closest(ls.slots[j - 1].sl.widths, point.widths[j - 1]) if j else 0
     combos = np.maximum(ls.slots[j].resolve(ci, opts[:, 0], opts[:, 1], opts[:, 2]), 0)
     value = relaxed_term(ls.slots[j].sl, combos, opts[:, 3], weight, layer_price(program, mu, n0), lam_f, lam_p)
     return opts[np.argsort(-value, kind="stable")]
@@ -135,7 +140,7 @@ def _violation(program, out: dict) -> np.ndarray:
     return excess
 
 
-MARGINS = (0.0, 0.01, 0.03)   # relative room left in the budgets and rho when rounding keeps failing
+MARGINS = (0.01, 0.03)        # relative room left in the budgets and rho when rounding keeps failing
 SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
 FIRST_ITERATIONS = 40         # SLSQP iterations from the start, and from the optimum for the other points
 MORE_ITERATIONS = 25
@@ -153,8 +158,8 @@ def _points(relaxation, start: float):
     yield base
     snapped = {}
     for j in relaxation.ends[1:]:
-        grid = np.log(sorted(set(fam.slots[j].widths)))
-        snapped[relaxation.c_var[j]] = float(grid[np.argmin(np.abs(grid - math.log(base.widths[j])))])
+        grid = sorted(set(fam.slots[j].widths))
+        snapped[relaxation.c_var[j]] = math.log(grid[_closest(grid, base.widths[j])])
     yield relaxation.solve(base.x, fixed=snapped, max_iterations=MORE_ITERATIONS)
     last = relaxation.ends[-1]
     grid = sorted(set(fam.slots[last].widths))
@@ -172,7 +177,6 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
     optimum is then climbed over ``polish``.  Returns (optima as (combos, depths, value), best first; the
     relaxation's optimum).  The list is empty when no climb reached a feasible design, even with the
     margins of :data:`MARGINS`."""
-    from .continuous import ContinuousRelaxation
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
 
@@ -188,7 +192,7 @@ def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, rou
         found = climbed(point)
         if first is None:
             first = point
-            for margin in MARGINS[1:] if not found else ():
+            for margin in MARGINS if not found else ():
                 found = climbed(relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS))
                 if found:
                     break

@@ -37,5 +37,4 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
         return solve_enumerate(program, top_k)
     return solve_branch_and_bound(program, top_k=top_k, time_limit=None if time_limit is None else float(time_limit),
-                                  node_limit=node_limit,
-                                  seed=seed, progress=progress)
+                                  node_limit=node_limit, seed=seed, progress=progress)
