@@ -99,7 +99,7 @@ def test_resume_through_state_dict():
 def test_hub_space_design_within_budget():
     from nni.nas.hub.pytorch import MobileNetV3Space
     space = MobileNetV3Space()
-    strategy = DeepMAD(flops=150e6, params=4e6, rho=0.5, time_limit=60.0, max_evaluations=200, seed=0)
+    strategy = DeepMAD(flops=150e6, params=4e6, rho=0.5)
     submitted = _run(strategy, space)
     d = strategy.designs[0]
     assert d.status == "feasible-with-gap" and d.gap >= 0 and d.effectiveness <= 0.5
@@ -126,8 +126,8 @@ def test_sample_json_file(tmp_path):
 def test_bad_input():
     for kwargs, match in [({"rho": 0}, "rho"), ({"rho": -1}, "rho"), ({"flops": "many"}, "flops"),
                           ({"convention": "tinynas"}, "convention"), ({"top_k": 0}, "top_k"),
-                          ({"beta": -1}, "beta"), ({"alpha": ["x"]}, "alpha"), ({"seed": 1.5}, "seed"),
-                          ({"max_evaluations": 0}, "max_evaluations"), ({"input_size": (1, 3)}, "input_size")]:
+                          ({"beta": -1}, "beta"), ({"alpha": ["x"]}, "alpha"),
+                          ({"time_limit": 0}, "time_limit"), ({"input_size": (1, 3)}, "input_size")]:
         with pytest.raises(ValueError, match=match):
             DeepMAD(**kwargs)
     with pytest.raises(TypeError):
@@ -135,6 +135,29 @@ def test_bad_input():
     with pytest.raises(TypeError):
         DeepMAD(1e6)
     assert repr(DeepMAD(flops=1e6, top_k=2)).startswith("DeepMAD(flops=1000000.0, params=None")
+
+
+def test_infeasible_budget_fails_the_experiment_with_the_reachable_range(tmp_path, monkeypatch):
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+
+    from deepmad_nni.core.rho_range import rho_range
+    from deepmad_nni.nas.route import DeepMADInfeasible
+    monkeypatch.setenv("HOME", str(tmp_path))
+    name = "resnet-basic-cifar-small"
+    reach = rho_range(CONFIGS[name].family(), flops=150e6)
+    config = NasExperimentConfig("sequential", "simplified", "local")
+    config.experiment_working_directory = str(tmp_path)
+    config.max_trial_number = 2
+    strategy = DeepMAD(flops=150e6, rho=reach.low * 0.9)
+    exp = NasExperiment(get_space(name), FunctionalEvaluator(_count_params), strategy, config)
+    try:
+        with pytest.raises(DeepMADInfeasible, match=f"choose rho_0 >= {reach.low:.4g}"):
+            exp.run()
+    finally:
+        exp.stop()
+    assert not list(strategy.engine.list_models())
+    with pytest.raises(DeepMADInfeasible, match="flops"):   # a budget below the smallest network
+        _run(DeepMAD(flops=1e3), get_space(name))
 
 
 def test_nas_experiment_sequential_drop_in(tmp_path):

@@ -304,7 +304,8 @@ class _Incumbents:
 def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: float | None = 10.0,
                            node_limit: int | None = None, seed: int = 0, heuristic_share: float = 0.85,
                            evaluations: int = 500_000, starts: int = 24, progress=None,
-                           multipliers: tuple | None = None, floor: float = -math.inf) -> DesignResult:
+                           multipliers: tuple | None = None, floor: float = -math.inf,
+                           fallback: bool = True) -> DesignResult:
     """Branch and bound (module docstring).
 
     With ``heuristic_share`` > 0, the relaxation and rounding (core/rounding.py) first gives incumbents and
@@ -317,7 +318,8 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     ``multipliers`` (lambda_F, lambda_P, mu, n0) skip the fit; ``floor`` prunes every design whose objective
     cannot exceed it (the result is then "infeasible" when nothing beats it).  ``progress``, if given, is
     called with a line of text at each phase.  Ctrl-C ends the search early like a time limit: the best
-    design so far comes back with a valid bound.
+    design so far comes back with a valid bound.  ``fallback=False`` makes a quick solve that rounded nothing
+    feasible return ``"limit-reached"`` at once instead of searching on.
     """
     say = progress or (lambda line: None)
     t0 = time.perf_counter()
@@ -339,6 +341,9 @@ def solve_branch_and_bound(program: Program, *, top_k: int = 1, time_limit: floa
     quick = time_limit is None
     if quick and best.heap:
         return _quick_result(program, relax, best, rounded, t0)
+    if quick and not fallback:
+        return DesignResult(LIMIT_REACHED, "The quick solve rounded no feasible design (no fallback search).", [],
+                            math.nan, time.perf_counter() - t0, 0, fam.name, program.as_dict())
     time_limit = QUICK_FALLBACK if quick else time_limit
     if heuristic_share > 0:
         evaluated, box_note = _primal_heuristics(program, scorer, best, t0, heuristic_share * time_limit, seed,

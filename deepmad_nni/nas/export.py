@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .adapters import _full, core_mapping
+from .route import core_mapping, full_sample as _full
 
 
 def _sample_of(design) -> dict:

@@ -17,46 +17,35 @@ No candidate is frozen to be scored; only the ``top_k`` distinct designs are fro
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 
 from nni.nas.strategy import Strategy
 
 from deepmad_nni.core.program import non_negative_number, non_negative_weights, positive_number
 from deepmad_nni.core.score import CONVENTIONS
 
+from .route import DeepMADInfeasible, DesignRecord, infeasible_message, route_of
+
 _logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DesignRecord:
-    """A solver result as submitted: the full sample, DeepMAD's figures, the solver status and gap."""
-
-    sample: dict
-    entropy: float
-    effectiveness: float
-    q: float
-    objective: float
-    flops: float
-    params: float
-    status: str
-    gap: float
-    metric: float | None = None
 
 
 class DeepMAD(Strategy):
     """Solve DeepMAD's program over the model space and submit the ``top_k`` distinct best designs.
 
     Parameters (keyword-only): ``flops`` (MACs) and/or ``params`` budgets; ``rho`` the effectiveness bound
-    rho_0 (default: the family's, else 0.5); ``alpha`` per-stage entropy weights (default 1, ..., 1, 8);
-    ``beta`` weight of the depth penalty Q; ``convention`` ``"official"`` or ``"paper"``; ``top_k``; ``seed``
-    for the local search on large hub spaces; ``time_limit`` seconds for the solver; ``max_evaluations`` a
-    machine-independent stop for that local search (samples scored); ``input_size``
+    rho_0 (default: the family's on the package's spaces; on other spaces 0.5 when the space reaches it
+    within the budgets, else the geometric middle of the rho range it reaches, see
+    :meth:`deepmad_nni.nas.route._Route.default_rho`); ``alpha`` per-stage entropy weights (default 1, ...,
+    1, 8); ``beta`` weight of the depth penalty Q; ``convention`` ``"official"`` or ``"paper"``; ``top_k``;
+    ``time_limit`` seconds for the solver (``None``: the quick solve, deterministic); ``input_size``
     (N, C, H, W) for reading hub spaces (default (1, 3, 224, 224)).
+
+    When the program has no design (a budget no sample meets, a rho_0 below what the space reaches) the
+    strategy raises :class:`DeepMADInfeasible` with the reachable range, so the experiment fails with it.
     """
 
     def __init__(self, *, flops=None, params=None, rho=None, alpha=None, beta: float = 10.0,
-                 convention: str = "official", top_k: int = 1, seed: int | None = None, time_limit: float = 10.0,
-                 max_evaluations: int | None = None, input_size=None):
+                 convention: str = "official", top_k: int = 1, time_limit: float | None = None,
+                 input_size=None):
         super().__init__()
         self.flops = positive_number("flops", flops)
         self.params = positive_number("params", params)
@@ -68,44 +57,45 @@ class DeepMAD(Strategy):
             alpha = non_negative_weights("alpha", alpha)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, but got {top_k!r}.")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValueError(f"seed must be an integer or None, but got {seed!r}.")
-        self.time_limit = positive_number("time_limit", time_limit, allow_none=False)
-        if max_evaluations is not None and (not isinstance(max_evaluations, int) or isinstance(max_evaluations, bool)
-                                            or max_evaluations < 1):
-            raise ValueError(f"max_evaluations must be a positive integer or None, but got {max_evaluations!r}.")
-        self.max_evaluations = max_evaluations
+        self.time_limit = positive_number("time_limit", time_limit)
         if input_size is not None and (len(tuple(input_size)) != 4 or min(input_size) < 1):
             raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size!r}.")
         self.alpha, self.beta, self.convention = alpha, beta_f, convention
-        self.top_k, self.seed = top_k, seed
+        self.top_k = top_k
         self.input_size = tuple(input_size) if input_size is not None else None
         self.designs: list[DesignRecord] = []
-        self.result = None          # the solver's result object (core DesignResult or SpaceResult)
+        self.result = None          # the solver's core DesignResult
         self._submitted = 0
 
     def extra_repr(self) -> str:
         return (f"flops={self.flops}, params={self.params}, rho={self.rho}, alpha={self.alpha}, beta={self.beta}, "
-                f"convention={self.convention!r}, top_k={self.top_k}, seed={self.seed}")
+                f"convention={self.convention!r}, top_k={self.top_k}, time_limit={self.time_limit}")
 
     # -- solving -------------------------------------------------------------------------------------
     def solve(self, space) -> list[DesignRecord]:
-        """Solve the program over the (raw) NNI ModelSpace ``space``; fills and returns ``self.designs``."""
-        from .adapters import solve_on_space
-        self.result, self.designs = solve_on_space(space, flops=self.flops, params=self.params, rho=self.rho,
-                                                   alpha=self.alpha, beta=self.beta, convention=self.convention,
-                                                   top_k=self.top_k, seed=self.seed, time_limit=self.time_limit,
-                                                   max_evaluations=self.max_evaluations, input_size=self.input_size)
+        """Solve the program over the NNI model space ``space``; fills and returns ``self.designs``.
+
+        Raises :class:`DeepMADInfeasible` (naming the limits and the rho range the space reaches) when the
+        program has no design."""
+        route = route_of(space, self.input_size)
+        rho = self.rho
+        if rho is None:
+            rho = route.default_rho(None if route.family_rho is not None else
+                                    route.rho_range(flops=self.flops, params=self.params, alpha=self.alpha,
+                                                    beta=self.beta, convention=self.convention))
+        self.result, self.designs = route.solve(flops=self.flops, params=self.params, rho=rho, alpha=self.alpha,
+                                                beta=self.beta, convention=self.convention, top_k=self.top_k,
+                                                time_limit=self.time_limit)
+        if not self.designs:
+            raise DeepMADInfeasible(infeasible_message(route, self.result, flops=self.flops, params=self.params,
+                                                       rho=rho, alpha=self.alpha, beta=self.beta,
+                                                       convention=self.convention))
         return self.designs
 
     def _run(self) -> None:
         if not self.designs:
-            from .adapters import raw_space
-            self.solve(raw_space(self.model_space))
-            if not self.designs:
-                _logger.warning("DeepMAD found no design: %s", getattr(self.result, "message", ""))
-                return
-            _logger.info("DeepMAD: %s; submitting %d design(s).", getattr(self.result, "status", "?"),
+            self.solve(self.model_space)
+            _logger.info("DeepMAD: %s, %s; submitting %d design(s).", self.result.status, self.result.message,
                          len(self.designs))
         models = []
         for record in self.designs[self._submitted:]:
@@ -122,8 +112,8 @@ class DeepMAD(Strategy):
 
     # -- checkpointing ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"designs": [asdict(d) for d in self.designs], "submitted": self._submitted}
+        return {"designs": [d.to_dict() for d in self.designs], "submitted": self._submitted}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.designs = [DesignRecord(**d) for d in state_dict.get("designs", [])]
+        self.designs = [DesignRecord.from_dict(d) for d in state_dict.get("designs", [])]
         self._submitted = int(state_dict.get("submitted", 0))
