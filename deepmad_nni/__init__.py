@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "DeepMAD": ("deepmad_nni.nas.strategy", "DeepMAD"),
+    "DeepMADOptuna": ("deepmad_nni.nas.optuna_strategy", "DeepMADOptuna"),
+    "DeepMADEvolution": ("deepmad_nni.nas.evolution", "DeepMADEvolution"),
     "analyze": ("deepmad_nni.nas.analyze", "analyze"),
     "DeepMADTuner": ("deepmad_nni.tuner", "DeepMADTuner"),
     "tune": ("deepmad_nni.optuna_loop", "tune"),

@@ -68,6 +68,19 @@ class _Base:
                 pass
             time.sleep(self.poll_s)
 
+    def claim(self, key: str, trial_id: int, study) -> bool:
+        """Claim ``key`` for ``trial_id`` without waiting: True when this trial now owns its evaluation (a new
+        row, or the take-over of a failed one or of one whose owner trial is no longer running); False when
+        it is evaluated or being evaluated by a live trial."""
+        entry = self._insert_or_get(key, trial_id)
+        if entry is None:
+            return True
+        if entry.state in (DONE, PRUNED):
+            return False
+        if entry.state == FAILED or self._owner_gone(study, entry.owner_trial_id):
+            return self._take_over(key, entry, trial_id)
+        return False
+
     @staticmethod
     def _owner_gone(study, owner_trial_id: int) -> bool:
         from optuna.trial import TrialState
