@@ -127,6 +127,16 @@ class _Route:
             return PAPER_RHO
         return math.sqrt(rho_range.low * rho_range.high)
 
+    def rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
+        """The :class:`RhoRange` of the space within the budgets; :class:`DeepMADInfeasible` when no sample
+        meets them."""
+        try:
+            return self._rho_range(flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
+        except DeepMADInfeasible:
+            raise
+        except ValueError as err:
+            raise DeepMADInfeasible(f"DeepMAD found no design: {err}") from err
+
     def records(self, result, designs_and_samples) -> list[DesignRecord]:
         out, seen = [], set()
         for sample, score in designs_and_samples:
@@ -163,7 +173,7 @@ class CoreRoute(_Route):
     def network(self, sample) -> str:
         return _digest(self.architecture_of_sample(self.full(sample)).canonical())
 
-    def rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
+    def _rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
         from deepmad_nni.core.rho_range import rho_range
         return rho_range(self.family, flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
 
@@ -191,7 +201,7 @@ class ReaderRoute(_Route):
     def network(self, sample) -> str:
         return _digest(self.desc.signature(self.desc.canonical(self.full(sample))))
 
-    def rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
+    def _rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
         from . import solver
         low, high = solver.rho_range(self.desc, flops=flops, params=params, alpha=alpha, beta=beta,
                                      convention=convention)
@@ -209,8 +219,8 @@ def infeasible_message(route, result, *, flops, params, rho, alpha, beta, conven
     """Why the program has no design, with the range of rho the space reaches within the budgets."""
     try:
         rr = route.rho_range(flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
-    except ValueError as err:       # no sample meets FLOPs/params at all
-        return f"DeepMAD found no design: {err}"
+    except DeepMADInfeasible as err:       # no sample meets FLOPs/params at all
+        return str(err)
     hint = (f"within flops={flops} and params={params} the space reaches {rr}; choose rho_0 >= {rr.low:.4g}"
             if rho < rr.low else f"the space reaches {rr} within flops={flops} and params={params}")
     return f"DeepMAD found no design with rho_0={rho:.4g} ({result.status}: {result.message}); {hint}."

@@ -1,0 +1,181 @@
+"""DeepMADOptuna and DeepMADEvolution: one new network per evaluation, studies that resume and share a storage,
+rho ranges right by enumeration, clear errors."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nni")
+pytest.importorskip("optuna")
+
+from core_families import SMALL_FAMILIES  # noqa: E402
+from deepmad_nni.core import Program  # noqa: E402
+from deepmad_nni.core.rho_range import rho_range  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("family", SMALL_FAMILIES, ids=lambda f: f.name)
+def test_rho_range_equals_enumeration(family):
+    program = Program.create(family, rho=1e6)
+    scores = [program.score(a) for a in family.enumerate()]
+    flops = sorted(s.flops for s in scores)[len(scores) // 2]          # a budget half the family meets
+    within = [s for s in scores if s.flops <= flops]
+    best = max(within, key=lambda s: s.objective)
+    reach = rho_range(family, flops=flops)
+    assert reach.exact
+    assert reach.low == pytest.approx(min(s.effectiveness for s in within))
+    assert reach.high == pytest.approx(best.effectiveness)
+    with pytest.raises(ValueError, match="flops"):
+        rho_range(family, flops=min(s.flops for s in scores) * 0.5)
+
+
+# -- a NAS-Bench-Macro problem driven through NNI's sequential engine -------------------------------------
+def _problem(flops=60e6, params=1.5e6):
+    from deepmad_nni.benchmarks.nas_bench_macro import NasBenchMacro, default_path
+    from deepmad_nni.compare.bench_track import BenchmarkProblem
+    from deepmad_nni.compare.harness import Budget
+    if default_path() is None:
+        pytest.skip("NAS-Bench-Macro table not found")
+    return BenchmarkProblem(NasBenchMacro(default_path()), Budget("b", flops=flops, params=params))
+
+
+def _run(problem, strategy, n):
+    from deepmad_nni.compare.bench_track import network_of_key
+    from deepmad_nni.compare.harness import run_nni_strategy
+    record = run_nni_strategy(problem, "x", strategy, n_max=n, seed=0)
+    assert not record.note, record.note
+    return [network_of_key(c.arch) for c in record.candidates]
+
+
+def test_optuna_every_trial_trains_a_new_network_and_starts_with_deepmad_top_k():
+    from deepmad_nni import DeepMADOptuna
+    from deepmad_nni.compare.bench_track import distinct_keys, network_of_key
+    from deepmad_nni.core import solve
+    problem = _problem()
+    strategy = DeepMADOptuna(flops=60e6, params=1.5e6, seed=0)
+    networks = _run(problem, strategy, 14)
+    assert len(networks) == 14 == len(set(networks))
+    top = solve("nas-bench-macro", flops=60e6, params=1.5e6, top_k=40)
+    assert set(networks[:10]) == {network_of_key(k) for k in distinct_keys(top)[:10]}   # the paper's defaults
+    low, high = strategy.ranges.rho
+    reach = rho_range("nas-bench-macro", flops=60e6, params=1.5e6)
+    assert low == pytest.approx(reach.low) and high >= reach.high
+    trials = [t for t in strategy.study.trials if t.state.name == "COMPLETE"]
+    assert len(trials) == 14 and all("deepmad" in t.user_attrs for t in trials)
+    assert all(low <= t.params["rho_0"] <= high for t in trials)
+
+
+def test_optuna_state_dict_resume_never_reevaluates(tmp_path):
+    from deepmad_nni import DeepMADOptuna
+    problem, storage = _problem(), f"sqlite:///{tmp_path / 'study.db'}"
+    first = DeepMADOptuna(flops=60e6, params=1.5e6, storage=storage, study_name="s", seed=1, defaults=2)
+    a = _run(problem, first, 4)
+    second = DeepMADOptuna(flops=60e6, params=1.5e6, seed=1, defaults=2)
+    second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    b = _run(problem, second, 4)
+    assert len(set(a) | set(b)) == 8
+    assert len(second.study.trials) >= 8
+
+
+_WORKER = textwrap.dedent("""
+    import json, os, signal, sys, warnings
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, {root!r})
+    from deepmad_nni import DeepMADOptuna
+    from deepmad_nni.benchmarks.nas_bench_macro import NasBenchMacro, default_path
+    from deepmad_nni.compare.bench_track import BenchmarkProblem
+    from deepmad_nni.compare.harness import Budget, run_nni_strategy
+    storage, log, n, kill_after, seed = sys.argv[1:6]
+    problem = BenchmarkProblem(NasBenchMacro(default_path()), Budget("b", flops=60e6, params=1.5e6))
+    real = problem.evaluate
+    done = [0]
+    def evaluate(sample):
+        if done[0] == int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)        # killed in the middle of an evaluation
+        cand = real(sample)
+        with open(log, "a") as f:
+            f.write(cand.arch + "\\n")
+        done[0] += 1
+        return cand
+    problem.evaluate = evaluate
+    run_nni_strategy(problem, "w", DeepMADOptuna(flops=60e6, params=1.5e6, storage=storage, study_name="shared",
+                                                 seed=int(seed), defaults=3), n_max=int(n), seed=0)
+""")
+
+
+def _worker(tmp_path, storage, log, n, kill_after=-1, seed=0):
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER.format(root=str(ROOT)))
+    env = {**os.environ, "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), storage, str(log), str(n), str(kill_after), str(seed)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _networks(log):
+    from deepmad_nni.compare.bench_track import network_of_key
+    return [network_of_key(k) for k in Path(log).read_text().split()]
+
+
+def test_killed_study_resumes_without_reevaluating(tmp_path):
+    _problem()
+    storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "evaluated.txt"
+    killed = _worker(tmp_path, storage, log, n=10, kill_after=4)
+    killed.communicate(timeout=300)
+    assert killed.returncode != 0 and len(_networks(log)) == 4
+    resumed = _worker(tmp_path, storage, log, n=5)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    networks = _networks(log)
+    assert len(networks) == 9 == len(set(networks))
+
+
+def test_two_workers_on_one_storage_never_evaluate_a_design_twice(tmp_path):
+    _problem()
+    storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "evaluated.txt"
+    workers = [_worker(tmp_path, storage, log, n=6, seed=s) for s in (0, 1)]
+    for w in workers:
+        out, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err[-2000:]
+    networks = _networks(log)
+    assert len(networks) == 12 == len(set(networks))
+
+
+def test_evolution_seeded_by_deepmad_and_deterministic():
+    from deepmad_nni import DeepMADEvolution
+    from deepmad_nni.compare.bench_track import distinct_keys, network_of_key
+    from deepmad_nni.core import solve
+    problem = _problem()
+    a = _run(problem, DeepMADEvolution(flops=60e6, params=1.5e6, initial=3, seed=0), 12)
+    b = _run(problem, DeepMADEvolution(flops=60e6, params=1.5e6, initial=3, seed=0), 12)
+    assert a == b and len(set(a)) == 12
+    top = solve("nas-bench-macro", flops=60e6, params=1.5e6, top_k=12)
+    assert a[:3] == [network_of_key(k) for k in distinct_keys(top)[:3]]
+
+
+def test_bad_settings_name_the_setting():
+    from deepmad_nni import DeepMADEvolution, DeepMADOptuna
+    from deepmad_nni.nas.route import DeepMADInfeasible
+    for kwargs, match in [({"rho": (0.5, 0.1)}, "rho is an empty range"), ({"beta": (5, 1)}, "beta"),
+                          ({"alpha_last": (0, 8)}, "alpha_last"), ({"sampler": "cmaes-ish"}, "sampler"),
+                          ({"storage": "study.db"}, "storage"), ({"mutation": "sometimes"}, "mutation"),
+                          ({"candidates": 0}, "candidates"), ({"flops": -1}, "flops")]:
+        with pytest.raises(ValueError, match=match):
+            DeepMADOptuna(**{"flops": 60e6, **kwargs})
+    with pytest.raises(ValueError, match="flops and params"):
+        DeepMADOptuna()
+    with pytest.raises(ValueError, match="sample_size"):
+        DeepMADEvolution(flops=60e6, population_size=3, sample_size=5)
+    from deepmad_nni.compare.harness import run_nni_strategy
+    problem = _problem()
+    for strategy in (DeepMADOptuna(flops=1e6), DeepMADEvolution(flops=1e6)):   # below the smallest network
+        record = run_nni_strategy(problem, "x", strategy, n_max=2, seed=0)
+        assert record.note.startswith("stopped by DeepMADInfeasible") and "flops" in record.note
+        assert not record.candidates
+    del DeepMADInfeasible
