@@ -12,9 +12,11 @@ sys.path.insert(0, str(Path(__file__).parent))   # tests/core_families.py
 def pytest_sessionstart(session):
     if not os.environ.get("CI"):
         return
-    from deepmad_nni.benchmarks.nas_bench_macro import default_path
-    if default_path() is None:
-        raise pytest.UsageError("CI: NAS-Bench-Macro not found (../shared/benchmarks/nas-bench-macro beside the "
-                                "checkout, or $DEEPMAD_NAS_BENCH_MACRO)")
+    from deepmad_nni.benchmarks.nas_bench_macro import ENV_VAR, PACKAGED, default_path, packaged_path
+    if packaged_path() is None:
+        raise pytest.UsageError(f"CI: the packaged NAS-Bench-Macro copy {PACKAGED} is missing")
+    path = default_path()
+    if not (path.is_file() or path.is_dir()):
+        raise pytest.UsageError(f"CI: ${ENV_VAR} names {str(path)!r}, which does not exist")
     if not glob.glob("/usr/share/datasets/fashion-mnist/*-idx*-ubyte.gz"):
         raise pytest.UsageError("CI: Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")

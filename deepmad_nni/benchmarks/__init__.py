@@ -1,1 +1,2 @@
-"""Tabular benchmarks read from a path the user gives (never copied into the project)."""
+"""Tabular benchmarks: NAS-Bench-Macro, packaged (``data/``, Apache-2.0, see ``data/NOTICE``) or read from a
+path the user gives."""

@@ -1,11 +1,14 @@
 """NAS-Bench-Macro (CIFAR-10): lookups of fully trained accuracies, and its keys <-> family designs.
 
-The benchmark file is read from a path the user gives; ``default_path()`` finds the copy under
-``../shared/benchmarks/nas-bench-macro/`` beside a checkout, or ``$DEEPMAD_NAS_BENCH_MACRO``.
+The table (Apache-2.0, by Su et al.; see ``data/NOTICE``) ships inside the package, gzip-compressed, as
+``deepmad_nni/benchmarks/data/nas-bench-macro_cifar10.json.gz``.  Which file is read: an explicit
+``benchmark_path`` argument (``--benchmark-path``), else ``$DEEPMAD_NAS_BENCH_MACRO``, else the packaged
+copy (:func:`resolve_path`).  ``.json`` and ``.json.gz`` files (or a folder holding one) are both read.
 A key is 8 characters, one per searchable layer: 0 identity, 1 inverted residual k3e3, 2 k5e6.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -15,22 +18,37 @@ from pathlib import Path
 FILENAME = "nas-bench-macro_cifar10.json"
 ENV_VAR = "DEEPMAD_NAS_BENCH_MACRO"
 NUM_LAYERS = 8
+PACKAGED = Path(__file__).resolve().parent / "data" / (FILENAME + ".gz")
+
+
+def packaged_path() -> Path | None:
+    """The copy shipped inside the package, or None when the installation lacks it."""
+    return PACKAGED if PACKAGED.is_file() else None
 
 
 def default_path() -> Path | None:
-    """The benchmark file from ``$DEEPMAD_NAS_BENCH_MACRO`` or ``../shared`` beside the checkout, if any."""
+    """The file read when no path is given: ``$DEEPMAD_NAS_BENCH_MACRO`` when set, else the packaged copy.
+
+    A set variable is returned as it is, even when nothing is there, so that a wrong setting fails when the
+    file is read instead of silently falling back on the packaged copy.  None only when the variable is unset
+    and the installation lacks the packaged copy.
+    """
     env = os.environ.get(ENV_VAR)
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    for parent in list(here.parents)[:5] + [Path.cwd(), Path.cwd().parent]:
-        candidates.append(parent.parent / "shared" / "benchmarks" / "nas-bench-macro" / FILENAME)
-        candidates.append(parent / "shared" / "benchmarks" / "nas-bench-macro" / FILENAME)
-    for c in candidates:
-        if c.is_dir():
-            c = c / FILENAME
-        if c.is_file():
-            return c
-    return None
+    if env:
+        return Path(env).expanduser()
+    return packaged_path()
+
+
+def resolve_path(benchmark_path=None) -> Path:
+    """``benchmark_path`` when given, else :func:`default_path`; ValueError when there is neither."""
+    if benchmark_path is not None:
+        return Path(benchmark_path)
+    path = default_path()
+    if path is None:
+        raise ValueError(f"benchmark_path must point to {FILENAME} (or its .gz, or their folder), but got None, "
+                         f"${ENV_VAR} is unset and the packaged copy {str(PACKAGED)!r} is missing "
+                         "(reinstall deepmad-nni, or give the file's path).")
+    return path
 
 
 @dataclass(frozen=True)
@@ -48,10 +66,10 @@ class NasBenchMacro:
     def __init__(self, path):
         path = Path(path)
         if path.is_dir():
-            path = path / FILENAME
+            path = next((p for p in (path / FILENAME, path / (FILENAME + ".gz")) if p.is_file()), path / FILENAME)
         if not path.is_file():
-            raise FileNotFoundError(f"benchmark_path must point to {FILENAME} (or its folder), but {str(path)!r} "
-                                    "does not exist.")
+            raise FileNotFoundError(f"benchmark_path must point to {FILENAME} (or its .gz, or their folder), but "
+                                    f"{str(path)!r} does not exist.")
         self.path = path
         raw = _load(str(path))
         self.entries = {k: Entry(k, float(v["mean_acc"]), tuple(v["test_acc"]), int(v["params"]), int(v["flops"]))
@@ -78,7 +96,9 @@ class NasBenchMacro:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict:
-    with open(path) as f:
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"  # gzip's magic number, whatever the file's name
+    with (gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")) as f:
         return json.load(f)
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 from .records import Candidate, RunRecord
@@ -37,14 +38,29 @@ class Budget:
         return (self.flops is None or flops <= self.flops) and (self.params is None or params <= self.params)
 
 
+# NNI 3.0 wraps every class of torch.nn when ``nni.nas.nn.pytorch`` is first imported, and warns once for each
+# class of newer torch versions that is not a module (Buffer, ...): harmless here; only this message is hidden.
+NOT_A_MODULE_WARNING = r".* is found to be not a nn\.Module, which is unexpected\."
+
+
+@contextlib.contextmanager
+def ignore_not_a_module_warning():
+    """Hide NNI's RuntimeWarning "<class ...> is found to be not a nn.Module ..." meanwhile (nothing else)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=NOT_A_MODULE_WARNING, category=RuntimeWarning)
+        yield
+
+
 @contextlib.contextmanager
 def quiet_nni():
-    """NNI logs every filtered sample, every model and every tuner seed at INFO: keep only errors meanwhile."""
+    """NNI logs every filtered sample, every model and every tuner seed at INFO: keep only errors meanwhile
+    (and hide its "is found to be not a nn.Module" import-time warning, see :data:`NOT_A_MODULE_WARNING`)."""
     logger = logging.getLogger("nni")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with ignore_not_a_module_warning():
+            yield
     finally:
         logger.setLevel(level)
 

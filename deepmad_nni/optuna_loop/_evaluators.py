@@ -40,13 +40,9 @@ class NasBenchMacroEvaluator(Evaluator):
     device = "lookup"
 
     def __init__(self, *, benchmark_path=None):
-        from ..benchmarks.nas_bench_macro import NasBenchMacro, default_path
-        path = benchmark_path if benchmark_path is not None else default_path()
-        if path is None:
-            raise ValueError("benchmark_path must point to nas-bench-macro_cifar10.json, but got None and no "
-                             "default copy was found (set $DEEPMAD_NAS_BENCH_MACRO).")
-        try:
-            self.bench = NasBenchMacro(path)
+        from ..benchmarks.nas_bench_macro import NasBenchMacro, resolve_path
+        try:  # benchmark_path, else $DEEPMAD_NAS_BENCH_MACRO, else the copy packaged with deepmad-nni
+            self.bench = NasBenchMacro(resolve_path(benchmark_path))
         except FileNotFoundError as err:
             raise ValueError(str(err)) from None
         self.path = Path(self.bench.path)
