@@ -8,7 +8,11 @@ standalone, from ``--parameters '{"s1_width": 24, ...}'``.  The network's input 
 classes follow the data.  Reports ``nni.report_intermediate_result(accuracy)`` every epoch and
 ``nni.report_final_result({"default": accuracy, "test_accuracy", "flops", "params", "wall_time_s",
 "device", "device_name", "epochs", ...})``; accuracy is on the validation split when ``--val-fraction``
-> 0, else on the test split.
+> 0, else on the test split.  The final result also carries the network's DeepMAD figures, computed
+from the built architecture with the same score the solver uses (:func:`deepmad_nni.core.score`):
+``entropy``, ``rho`` (= ``effectiveness``), ``q`` (depth penalty) and ``objective`` (entropy - beta q);
+pass the tuner's ``alpha`` / ``beta`` / ``convention`` (``--alpha 1,1,1,8 --beta 10``) when its classArgs
+change them.  The solver's status of a proposal is the tuner's (dispatcher log), not the trial's.
 """
 from __future__ import annotations
 
@@ -35,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activation", default=None, help="relu (default) or silu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--parameters", default=None, help="JSON parameters when run outside NNI")
+    p.add_argument("--alpha", default=None, help="DeepMAD per-stage entropy weights for the reported objective, "
+                   "comma-separated (default: the solver's, 1,...,1,8)")
+    p.add_argument("--beta", type=float, default=10.0, help="DeepMAD depth-penalty weight for the objective (10)")
+    p.add_argument("--convention", default="official", choices=("official", "paper"),
+                   help="DeepMAD scoring convention for the reported figures")
 
 
 def template_of(args):
@@ -66,7 +75,8 @@ def run(args) -> dict:
                         resolution=args.resolution, val_fraction=args.val_fraction, seed=args.seed)
     arch = architecture_from_parameters(params, template_of(args), resolution=data.resolution,
                                         in_channels=data.in_channels, num_classes=data.num_classes)
-    s = score(arch)
+    alpha = [float(a) for a in args.alpha.split(",")] if args.alpha else None
+    s = score(arch, alpha=alpha, beta=args.beta, convention=args.convention)
     seed_everything(args.seed)
     model = build_model(arch, activation=args.activation)
     result = train_and_evaluate(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -74,7 +84,8 @@ def run(args) -> dict:
                                 report=lambda epoch, acc: nni.report_intermediate_result(acc))
     final = {"default": result["accuracy"], "test_accuracy": result["test_accuracy"],
              "best_accuracy": result["best_accuracy"], "eval_split": result["eval_split"],
-             "flops": s.flops, "params": s.params, "effectiveness": s.effectiveness,
+             "flops": s.flops, "params": s.params, "effectiveness": s.effectiveness, "rho": s.effectiveness,
+             "entropy": s.entropy, "q": s.q, "objective": s.objective,
              "train_time_s": result["wall_time_s"], "wall_time_s": time.perf_counter() - t0,
              "device": result["device"], "device_name": result["device_name"], "epochs": result["epochs"],
              "dataset": data.name, "train_images": result["train_images"]}
