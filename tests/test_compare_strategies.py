@@ -103,11 +103,19 @@ def test_nni_deepmad_strategy_trains_the_same_designs(problem):
     assert [c.arch for c in via_nni.candidates] == [c.arch for c in run_deepmad(problem, n_max=6).candidates]
 
 
-def test_deepmad_optuna_through_harness(problem, bench):
-    pytest.importorskip("optuna")
-    from deepmad_nni.compare.optuna_track import run_deepmad_optuna
-    rec = run_deepmad_optuna(problem, n_max=3, seed=0)
-    assert 1 <= len(rec.candidates) <= 3
-    _check_run(rec, bench, len(rec.candidates))
-    assert len({c.arch for c in rec.candidates}) == len(rec.candidates)  # the loop's cache: no design twice
-    assert rec.candidates[0].arch == run_deepmad(problem, n_max=1).zero_cost_pick.arch  # first trial = defaults
+@pytest.mark.parametrize("name", ["deepmad-optuna", "deepmad-evolution"])
+def test_deepmad_loops_through_harness(name, problem, bench):
+    """DeepMADOptuna / DeepMADEvolution through NNI's engine like the built-ins: N distinct networks, DeepMAD's
+    top-1 first (Optuna's first trial is the paper's defaults; evolution starts from the top-k)."""
+    if name == "deepmad-optuna":
+        pytest.importorskip("optuna")
+    from deepmad_nni.compare.optuna_track import make_deepmad_loop, run_deepmad_loop
+    strategy = make_deepmad_loop(problem, name, 0)
+    assert type(strategy).__name__ == {"deepmad-optuna": "DeepMADOptuna", "deepmad-evolution": "DeepMADEvolution"}[name]
+    assert (strategy.flops, strategy.params) == (BUDGET.flops, BUDGET.params)
+    rec = run_deepmad_loop(problem, name, n_max=4, seed=0)
+    _check_run(rec, bench, 4)
+    assert len({network_of_key(c.arch) for c in rec.candidates}) == 4 and rec.rejected == 0
+    assert rec.candidates[0].arch == run_deepmad(problem, n_max=1).zero_cost_pick.arch
+    again = run_deepmad_loop(problem, name, n_max=4, seed=0)
+    assert [c.arch for c in again.candidates] == [c.arch for c in rec.candidates]  # seeded: the same run

@@ -30,7 +30,12 @@ def test_trials_record_the_benchmark_accuracy_of_their_design(tmp_path):
                   progress=False)
     trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 10
-    assert trials[0].params == {"rho_0": 0.5, "beta": 10.0, "alpha_last": 8.0}  # the paper's defaults first
+    # the paper's defaults first; rho_0 = 0.5 clipped into the computed range (above its top the design is the same)
+    top = result.study.user_attrs["deepmad"]["ranges"]["rho"][1]
+    assert top < 0.5 and trials[0].params == {"rho_0": top, "beta": 10.0, "alpha_last": 8.0, "alpha_1": 1.0,
+                                              "alpha_2": 1.0, "alpha_3": 1.0}
+    from deepmad_nni.core import solve
+    assert key_of_architecture(_arch(trials[0])) == key_of_architecture(solve("nas-bench-macro", **BUDGET).architecture)
     for t in trials:
         entry = bench[key_of_architecture(_arch(t))]
         assert t.value == t.user_attrs["accuracy"] == pytest.approx(entry.mean_acc)

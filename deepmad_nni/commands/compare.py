@@ -1,8 +1,9 @@
 """``deepmad-nni compare``: DeepMAD against NNI's built-in strategies (quality found, search GPU-hours).
 
 With no arguments it runs a small embedded default: the NAS-Bench-Macro track (3 budgets, 3 seeds, N = 10
-and 30) when the benchmark file is found, else a minute-scale Fashion-MNIST training track; results go
-under ``--out`` (default ``./deepmad-compare`` in the current directory).
+and 30) on the table packaged with deepmad-nni (or ``--benchmark-path`` / ``$DEEPMAD_NAS_BENCH_MACRO``), or,
+should an installation lack that table, a minute-scale Fashion-MNIST training track; results go under
+``--out`` (default ``./deepmad-compare`` in the current directory).
 """
 from __future__ import annotations
 
@@ -31,16 +32,18 @@ def _floats(text: str, name: str) -> list[float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track", choices=("nas-bench-macro", "fashion-mnist"), default=None,
-                        help="benchmark lookups (default when the file is found) or real Fashion-MNIST training")
-    parser.add_argument("--benchmark-path", default=None, help="nas-bench-macro_cifar10.json (or its folder)")
+                        help="benchmark lookups (default) or real Fashion-MNIST training")
+    parser.add_argument("--benchmark-path", default=None,
+                        help="nas-bench-macro_cifar10.json, its .gz, or their folder (default: "
+                        "$DEEPMAD_NAS_BENCH_MACRO, else the copy packaged with deepmad-nni)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT}); "
                         "finished runs in it are kept and skipped when the command is run again")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing; rewrite the CSV/markdown/PNG from the runs already in --out")
     parser.add_argument("--strategies", default=None,
-                        help="comma list of deepmad, deepmad-optuna, random, grid, evolution, tpe, rl and, on the "
-                        "training track, the one-shot darts, gumbel-darts, random-oneshot (default: all but the "
-                        f"one-shot ones; training track: {SMALL_TRAINING_STRATEGIES})")
+                        help="comma list of deepmad, deepmad-optuna, deepmad-evolution, random, grid, evolution, "
+                        "tpe, rl and, on the training track, the one-shot darts, gumbel-darts, random-oneshot "
+                        f"(default: all but the one-shot ones; training track: {SMALL_TRAINING_STRATEGIES})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per sampling strategy (small default: "
                         "3 on the benchmark, 1 on training)")
     parser.add_argument("--ns", default=None, help="comma list of trained-candidate counts N (small default: "
@@ -66,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..compare.harness import ignore_not_a_module_warning
+    with ignore_not_a_module_warning():  # NNI's harmless import-time warnings, one per torch class
+        return _run(args)
+
+
+def _run(args) -> int:
     from ..benchmarks.nas_bench_macro import default_path
     from ..compare.cost import CostModel
     from ..compare.harness import Budget

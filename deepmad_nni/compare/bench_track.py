@@ -64,6 +64,12 @@ class BenchmarkProblem:
         e = self.bench[key_of_sample(sample)]
         return Candidate(e.key, e.mean_acc, e.flops, e.params, self.cost.gpu_seconds(e.flops))
 
+    def deepmad_route(self):
+        """What DeepMAD's NNI strategies (``DeepMADOptuna``, ``DeepMADEvolution``) solve over: this NNI space read
+        as the core family ``nas-bench-macro`` (:func:`deepmad_nni.nas.route.route_of`)."""
+        from ..nas.route import route_of
+        return route_of(self.space)
+
     def deepmad_samples(self, k: int, *, rho=None, beta=None):
         """The ``k`` best distinct networks of the DeepMAD program under the budget, best first."""
         from ..core import solve

@@ -1,64 +1,48 @@
-"""DeepMAD tuned by the Optuna loop (:func:`deepmad_nni.optuna_loop.tune`), as a strategy of the comparison.
+"""DeepMAD's evaluation-spending NNI strategies as strategies of the comparison: ``deepmad-optuna``
+(:class:`deepmad_nni.nas.optuna_strategy.DeepMADOptuna`) and ``deepmad-evolution``
+(:class:`deepmad_nni.nas.evolution.DeepMADEvolution`).
 
-Each Optuna trial draws DeepMAD's (rho_0, beta, alpha), solves the program under the budget and trains
-the design with the problem's evaluator; a design already trained in the study is not trained again
-(the loop's cache), so N counts distinct trained designs (``max_evaluations=N``).  The first trial is the
-paper's default hyperparameters, i.e. DeepMAD's top-1.  No pruning: every trained candidate is trained fully.
+Both run exactly as a user runs them, through the harness NNI's built-ins run through
+(:func:`~.harness.run_nni_strategy`: NNI's ``SequentialExecutionEngine(max_model_count=N)``, the budget's
+``Filter``, the problem's evaluator), with the problem's FLOPs/params budgets.  N counts distinct trained
+networks: neither strategy submits a network it has evaluated.  The one thing set beside the constructor's
+settings is the route (what DeepMAD solves over): the problem's own (``problem.deepmad_route()``), so that on
+the training track the program counts FLOPs/params at the dataset's input like the budget's filter does.
+``DeepMADOptuna``'s study lives in memory, one per run, its sampler seeded with the run's seed.
 """
 from __future__ import annotations
 
-import dataclasses
-import time
-
-from .harness import _Clock, _evaluate
+from . import strategies as S
+from .harness import quiet_nni, run_nni_strategy
 from .records import RunRecord
-
-TRIALS_PER_EVALUATION = 5  # at most this many trials (cache hits included) per trained candidate
 
 
 def optuna_unavailable() -> str:
     try:
         import optuna  # noqa: F401
 
-        from ..optuna_loop import tune  # noqa: F401
+        from ..nas.optuna_strategy import DeepMADOptuna  # noqa: F401
     except ImportError as err:
-        return f"deepmad-optuna skipped: the Optuna loop is unavailable ({err})."
+        return f"deepmad-optuna skipped: Optuna is unavailable ({err})."
     return ""
 
 
-def _family(problem):
-    if hasattr(problem, "deepmad_family"):
-        return problem.deepmad_family()
-    from ..core import get_family
-    fam = get_family("nas-bench-macro")
-    data = getattr(problem, "data", None)
-    if data is None:
-        return fam
-    return dataclasses.replace(fam, resolution=data.resolution, in_channels=data.in_channels,
-                               num_classes=data.num_classes)
+def make_deepmad_loop(problem, name: str, seed: int, *, sampler: str = "tpe"):
+    """The strategy ``name`` (one of :data:`strategies.DEEPMAD_LOOPS`) for ``problem``'s budget and space."""
+    with quiet_nni():
+        strategy = S.deepmad_loop(name, seed, flops=problem.budget.flops, params=problem.budget.params,
+                                  sampler=sampler)
+        strategy.route = problem.deepmad_route()
+    return strategy
 
 
-def run_deepmad_optuna(problem, *, n_max: int, seed: int, sampler: str = "tpe") -> RunRecord:
-    from search_spaces.nas_bench_macro import sample_of_key
-
-    from ..benchmarks.nas_bench_macro import key_of_architecture
-    from ..optuna_loop import tune
-
-    clock, trained = _Clock(), []
-    t0 = time.perf_counter()
-
-    def evaluate(architecture):
-        sample = (problem.sample_of_architecture(architecture) if hasattr(problem, "sample_of_architecture")
-                  else sample_of_key(key_of_architecture(architecture)))
-        return _evaluate(problem, sample, clock, trained).accuracy
-
-    result = tune(_family(problem), flops=problem.budget.flops, params=problem.budget.params, evaluator=evaluate,
-                  n_trials=TRIALS_PER_EVALUATION * n_max, max_evaluations=n_max, sampler=sampler, pruner="none",
-                  seed=seed, storage=None, out_dir=None, plots=False, progress=False, start_from_defaults=True)
-    trials = len(result.study.trials)
-    note = f"{trials} Optuna trials"
-    if len(trained) < n_max:
-        note += f"; stopped after {len(trained)} distinct designs"
-    return RunRecord(problem.track, "deepmad-optuna", problem.budget.name, seed, n_max, problem.reference_accuracy,
-                     candidates=trained[:n_max], search_cpu_s=clock.search_cpu(), wall_s=time.perf_counter() - t0,
-                     device=problem.device, note=note)
+def run_deepmad_loop(problem, name: str, *, n_max: int, seed: int, sampler: str = "tpe") -> RunRecord:
+    """One run of ``deepmad-optuna`` / ``deepmad-evolution`` on ``problem``: up to ``n_max`` trained networks."""
+    strategy = make_deepmad_loop(problem, name, seed, sampler=sampler)
+    record = run_nni_strategy(problem, name, strategy, n_max=n_max, seed=seed)
+    if name == S.DEEPMAD_OPTUNA and strategy.study is not None:
+        from optuna.trial import TrialState
+        told = [t for t in strategy.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        failed = sum(t.state == TrialState.FAIL for t in told)
+        record.note = f"{len(told)} Optuna trials ({failed} failed)" + (f"; {record.note}" if record.note else "")
+    return record

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import strategies as S
 from .cost import CostModel
-from .harness import Budget, run_deepmad, run_nni_strategy
+from .harness import Budget, quiet_nni, run_deepmad, run_nni_strategy
 from .records import RunStore, summarize
 from .report import markdown_table, plot_regret, write_csv
 
@@ -41,13 +41,13 @@ def _check_seeds(seeds):
 
 def _problems(track, budgets, *, benchmark_path, cost_model, training):
     if track == "nas-bench-macro":
-        from ..benchmarks.nas_bench_macro import NasBenchMacro, default_path
+        from ..benchmarks.nas_bench_macro import NasBenchMacro, resolve_path
         from .bench_track import DEFAULT_BUDGETS, BenchmarkProblem
-        path = benchmark_path if benchmark_path is not None else default_path()
-        if path is None:
-            raise ValueError("benchmark_path must point to nas-bench-macro_cifar10.json, but got None and no "
-                             "default copy was found (set $DEEPMAD_NAS_BENCH_MACRO).")
-        bench = NasBenchMacro(path)
+        # benchmark_path, else $DEEPMAD_NAS_BENCH_MACRO, else the copy packaged with deepmad-nni
+        try:
+            bench = NasBenchMacro(resolve_path(benchmark_path))
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
         return [BenchmarkProblem(bench, b, cost_model) for b in (budgets or DEFAULT_BUDGETS)]
     from ..data import load_dataset
     from .train_track import MACRO, TrainingProblem, space_median_flops
@@ -99,7 +99,8 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
     settings = {"track": track, "cost_model": cost_model.to_dict() if track == "nas-bench-macro" else None,
                 "training": training if track == "fashion-mnist" else None, "optuna": optuna}
     _check_settings(out, settings)
-    problems = _problems(track, budgets, benchmark_path=benchmark_path, cost_model=cost_model, training=training)
+    with quiet_nni():  # building the problems imports NNI's layers, which warn about torch's non-modules
+        problems = _problems(track, budgets, benchmark_path=benchmark_path, cost_model=cost_model, training=training)
     store, n_max, skipped = RunStore(out), max(ns), []
     runnable = []
     for name in names:
@@ -158,13 +159,12 @@ def _unavailable(name, problem) -> str:
 def _run(problem, name, seed, n_max, optuna):
     if name == S.DEEPMAD:
         return run_deepmad(problem, n_max=n_max)
-    if name == S.DEEPMAD_OPTUNA:
-        from .optuna_track import run_deepmad_optuna
-        return run_deepmad_optuna(problem, n_max=n_max, seed=seed, **optuna)
+    if name in S.DEEPMAD_LOOPS:
+        from .optuna_track import run_deepmad_loop
+        return run_deepmad_loop(problem, name, n_max=n_max, seed=seed, **optuna)
     if name in S.ONESHOT:
         from .oneshot import run_oneshot
         return run_oneshot(problem, name, n_max=n_max, seed=seed)
-    from .harness import quiet_nni
     with quiet_nni():
         strategy = S.NNI_STRATEGIES[name](seed)
     return run_nni_strategy(problem, name, strategy, n_max=n_max, seed=seed)
@@ -183,6 +183,8 @@ def _header(track, cost_model, training, problems, skipped) -> str:
               "trained and not counted (their CPU time is in the CPU-s column).",
               "DeepMAD N=0: its top-1 design, nothing trained during the search (the pick's own training is "
               "the final training every method needs).",
+              "deepmad-optuna / deepmad-evolution: the package's NNI strategies DeepMADOptuna / DeepMADEvolution, run "
+              "through NNI's engine like NNI's built-ins (N = distinct networks trained).",
               "One-shot (darts, gumbel-darts, random-oneshot) N=1: the one trained candidate is the supernet (its "
               "measured training time is the search GPU-h); the exported network is then trained like any pick.", ""]
     lines += [f"Skipped: {s}" for s in skipped] + ([""] if skipped else [])

@@ -1,17 +1,21 @@
 """The strategies compared, by name: NNI's built-ins (as shipped, with the settings stated) and DeepMAD.
 
-``NNI_STRATEGIES[name](seed)`` builds a fresh NNI strategy.  ``SequentialTPE`` is NNI's TPE strategy
-without ``HPOTunerStrategy``'s one-second sleep after every proposal: with the sequential engine a submitted
-model is trained before ``submit_models`` returns, so there is nothing to wait for.
+``NNI_STRATEGIES[name](seed)`` builds a fresh NNI strategy; ``DEEPMAD_LOOPS`` are the package's NNI
+strategies that spend evaluations (``DeepMADOptuna``, ``DeepMADEvolution``), built by
+:func:`deepmad_loop` with the problem's budgets and run through the same harness.  ``SequentialTPE`` is
+NNI's TPE strategy without ``HPOTunerStrategy``'s one-second sleep after every proposal: with the sequential
+engine a submitted model is trained before ``submit_models`` returns, so there is nothing to wait for.
 """
 from __future__ import annotations
 
 import random
 
 DEEPMAD = "deepmad"            # top-1 with 0 trained candidates, then top-k (k = N) evaluated
-DEEPMAD_OPTUNA = "deepmad-optuna"  # DeepMAD's rho/beta tuned by the Optuna loop, N trained candidates
+DEEPMAD_OPTUNA = "deepmad-optuna"  # DeepMADOptuna (NNI strategy): one new DeepMAD design per Optuna trial
+DEEPMAD_EVOLUTION = "deepmad-evolution"  # DeepMADEvolution (NNI strategy): DeepMAD-seeded, objective-ranked mutants
+DEEPMAD_LOOPS = (DEEPMAD_OPTUNA, DEEPMAD_EVOLUTION)
 NNI_NAMES = ("random", "grid", "evolution", "tpe", "rl")
-ALL = (DEEPMAD, DEEPMAD_OPTUNA) + NNI_NAMES  # the default list (no one-shot: see ONESHOT)
+ALL = (DEEPMAD,) + DEEPMAD_LOOPS + NNI_NAMES  # the default list (no one-shot: see ONESHOT)
 ONESHOT = ("darts", "gumbel-darts", "random-oneshot")  # training track only, chosen with --strategies
 KNOWN = ALL + ONESHOT
 RL_REQUIREMENT = "tianshou==0.5.1 and gym (pip install 'tianshou==0.5.1' gym)"
@@ -85,6 +89,24 @@ def _rl(seed):
 
 NNI_STRATEGIES = {"random": _random, "grid": _grid, "evolution": _evolution, "tpe": sequential_tpe, "rl": _rl}
 
+
+def deepmad_loop(name: str, seed: int, *, flops=None, params=None, sampler="tpe"):
+    """A fresh ``DeepMADOptuna`` / ``DeepMADEvolution`` (``name`` in :data:`DEEPMAD_LOOPS`) for these budgets.
+
+    ``DeepMADOptuna`` keeps its study in memory (one new study per run, its sampler seeded with ``seed``),
+    whatever NNI experiment this process may have started before."""
+    if name == DEEPMAD_OPTUNA:
+        import optuna
+
+        from deepmad_nni.nas.optuna_strategy import DeepMADOptuna
+        strategy = DeepMADOptuna(flops=flops, params=params, seed=seed, sampler=sampler)
+        strategy.storage = optuna.storages.InMemoryStorage()  # never an experiment folder's SQLite file
+        return strategy
+    if name == DEEPMAD_EVOLUTION:
+        from deepmad_nni.nas.evolution import DeepMADEvolution
+        return DeepMADEvolution(flops=flops, params=params, seed=seed)
+    raise ValueError(f"name must be one of {list(DEEPMAD_LOOPS)}, but got {name!r}.")
+
 SETTINGS = {
     "random": "Random(seed=s, dedup=True)",
     "grid": "GridSearch(shuffle=True, seed=s)",
@@ -92,7 +114,13 @@ SETTINGS = {
     "tpe": "TPE(optimize_mode='maximize', seed=s) without the 1 s sleep per proposal",
     "rl": "PolicyBasedRL(samples_per_update=10), torch/numpy seeded with s",
     DEEPMAD: "core solve (exact enumeration) top-1 (N=0, nothing trained) and top-k distinct networks (N=k)",
-    DEEPMAD_OPTUNA: "Optuna loop over DeepMAD's rho and beta; each trial trains its top-1 design",
+    DEEPMAD_OPTUNA: "DeepMADOptuna(flops=, params= the budget's, seed=s, sampler='tpe'), other settings its "
+                    "defaults, study in memory: each Optuna trial draws (rho_0, alpha, beta), solves DeepMAD's "
+                    "program and trains its best design not trained yet (the first trials take the paper's "
+                    "hyperparameters, i.e. DeepMAD's top-k)",
+    DEEPMAD_EVOLUTION: "DeepMADEvolution(flops=, params= the budget's, seed=s), other settings its defaults: "
+                       "DeepMAD's top designs first, then regularized evolution whose mutants are ranked by "
+                       "DeepMAD's objective",
 }
 
 

@@ -112,6 +112,20 @@ class TrainingProblem:
         return dataclasses.replace(get_family("nas-bench-macro"), resolution=self.resolution,
                                    in_channels=self.data.in_channels, num_classes=self.data.num_classes)
 
+    def deepmad_route(self):
+        """What DeepMAD's NNI strategies (``DeepMADOptuna``, ``DeepMADEvolution``) solve over: this NNI space with
+        the core Family at the dataset's input (:meth:`deepmad_family`), so that their FLOPs/params are the ones
+        this problem counts (``route_of(self.space)`` alone would read the space's family at 3x32x32)."""
+        from ..nas.route import CoreRoute
+        family = self.deepmad_family()
+        if self._package is not None:
+            return CoreRoute(self.space, (family, self._package.sample_of_architecture, self._package.architecture))
+        from search_spaces.nas_bench_macro import key_of_sample
+
+        from ..benchmarks.nas_bench_macro import choices_of_key
+        return CoreRoute(self.space, (family, self.sample_of_architecture,
+                                      lambda sample: family.architecture(choices_of_key(key_of_sample(sample)))))
+
     def sample_of_architecture(self, arch) -> dict:
         if self._package is not None:
             return self._package.sample_of_architecture(arch)

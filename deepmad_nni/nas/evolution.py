@@ -98,7 +98,8 @@ class DeepMADEvolution(EvaluationLoop):
         restored = getattr(self, "_restored", None)
         if restored is not None:
             from .route import route_of
-            self.route = route_of(self.model_space, self.input_size)
+            if self.route is None:
+                self.route = route_of(self.model_space, self.input_size)
             s = dict(alpha=self.alpha, beta=self.beta, convention=self.convention)
             self.history = [Proposal(sample, key, self.route.score(sample, **s), source, metric=metric)
                             for sample, key, source, metric in restored]

@@ -45,7 +45,7 @@ class NNIEvaluator(Evaluator):
 
     def evaluate(self, architecture, report):
         from ..builder import build_model
-        from ._design import proxy_architecture
+        from ._design import design_structure, proxy_architecture
         p = self.proxy
         if p["in_channels"] or p["num_classes"] or p["resolution"] or p["width_multiplier"] != 1.0:
             architecture = proxy_architecture(
@@ -53,8 +53,13 @@ class NNIEvaluator(Evaluator):
                 num_classes=p["num_classes"] or architecture.num_classes,
                 resolution=p["resolution"] or architecture.resolution, width_multiplier=p["width_multiplier"])
         model = build_model(architecture, activation=self.activation)
+        return self.evaluate_model(model, report, {"structure": design_structure(architecture)})
+
+    def evaluate_model(self, model, report, parameters: dict):
+        """Evaluate a built torch model (``tune(space=...)``: the frozen NNI sample); ``parameters`` is what
+        ``nni.get_current_parameter()`` returns meanwhile."""
         channel = _Recorder(report, self.scale)
-        with _nni_runtime(channel, architecture):
+        with _nni_runtime(channel, parameters):
             returned = self.nni_evaluator.evaluate(model)
         if channel.final is not None:
             return channel.final
@@ -83,14 +88,12 @@ class _Recorder:
 
 
 @contextmanager
-def _nni_runtime(recorder, architecture):
-    """Make ``nni.get_current_parameter()`` non-None and route ``nni.report_*`` to ``recorder``."""
+def _nni_runtime(recorder, parameters: dict):
+    """Make ``nni.get_current_parameter()`` return ``parameters`` and route ``nni.report_*`` to ``recorder``."""
     import nni.trial
     from nni.runtime.trial_command_channel import (get_default_trial_command_channel,
                                                    set_default_trial_command_channel)
     from nni.runtime.trial_command_channel.base import TrialCommandChannel
-
-    from ._design import design_structure
 
     class Channel(TrialCommandChannel):
         def receive_parameter(self):
@@ -101,7 +104,7 @@ def _nni_runtime(recorder, architecture):
 
     saved = (get_default_trial_command_channel(), nni.trial._params, nni.trial._intermediate_seq)
     set_default_trial_command_channel(Channel())
-    nni.trial._params = {"parameter_id": 0, "parameters": {"structure": design_structure(architecture)}}
+    nni.trial._params = {"parameter_id": 0, "parameters": parameters}
     nni.trial._intermediate_seq = 0
     try:
         yield

@@ -21,6 +21,7 @@ class TuneResult:
     storage: str
     study_name: str
     plots: dict = field(default_factory=dict)
+    space: object = None  # the NNI model space of a study over a space (``tune(space=...)``), else None
 
     @property
     def best_trials(self) -> list:
@@ -51,7 +52,7 @@ class TuneResult:
             return {"trial": t.number, "accuracy": a.get("accuracy"), "flops": a.get("flops"),
                     "params": a.get("params"),
                     "params_tuned": t.params, "design_key": a.get("design_key"), "design": a.get("design"),
-                    "benchmark_key": a.get("evaluation", {}).get("benchmark_key")}
+                    "sample": a.get("sample"), "benchmark_key": a.get("evaluation", {}).get("benchmark_key")}
 
         best = self.best_trials
         out = {"study_name": self.study_name, "storage": self.storage, "trials": dict(states),
@@ -64,17 +65,28 @@ class TuneResult:
             out["best"] = brief(best[0]) if best else None
         return out
 
+    def _best(self):
+        trials = self.best_trials
+        return max(trials, key=lambda t: t.values[0]) if trials else None
+
     @property
     def best_architecture(self):
-        """The design of the most accurate trial (None before any completed trial)."""
+        """The design of the most accurate trial (None before any completed trial, and for a study over a
+        space: see :attr:`best_sample`)."""
         from ._design import architecture_of
-        trials = self.best_trials
-        if not trials:
+        best = self._best()
+        if best is None or "design" not in best.user_attrs:
             return None
-        best = max(trials, key=lambda t: t.values[0])
         a = best.user_attrs
         return architecture_of(a["design"], resolution=a["resolution"], in_channels=a.get("in_channels", 3),
                                num_classes=self.study.user_attrs[META_ATTR]["num_classes"])
+
+    @property
+    def best_sample(self) -> dict | None:
+        """A study over a space: the NNI sample of the most accurate trial (``space.freeze(sample)`` builds it);
+        None for a family's study or before any completed trial."""
+        best = self._best()
+        return None if best is None else best.user_attrs.get("sample")
 
 
 def make_storage(storage, out_dir, *, heartbeat_interval: int | None = 10):
@@ -169,14 +181,14 @@ def _open_study(*, storage, study_name, meta, sampler, pruner, multi_objective):
     if old is None:
         study.set_user_attr(META_ATTR, meta)
     else:
-        for k in ("family", "flops", "params", "convention", "evaluator"):
+        for k in ("family", "space", "flops", "params", "convention", "evaluator"):
             if old.get(k) != meta.get(k):
                 raise ValueError(f"study {study_name!r} was created with {k}={old.get(k)!r}, but got {meta.get(k)!r}; "
                                  "use another study_name.")
     return study, created
 
 
-def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-bench-macro", benchmark_path=None,
+def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, benchmark_path=None,
          evaluator_options=None, ranges: SearchRanges | None = None, n_trials: int | None = 30,
          timeout: float | None = None, storage=None, study_name: str | None = None, out_dir=None,
          multi_objective: bool = False, sampler="tpe", pruner="median", seed: int | None = None,
@@ -185,28 +197,41 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
          progress: bool = True) -> TuneResult:
     """Tune DeepMAD's rho_0, beta and alpha with Optuna against real evaluations of the designs.
 
-    Every trial draws (rho_0, beta, alpha) from ``ranges``, solves the DeepMAD program over ``family`` within
-    ``flops`` / ``params`` (:func:`deepmad_nni.core.solve`), and evaluates the design with ``evaluator``
-    (``"nas-bench-macro"``, ``"training"``, ``"module:attribute"``, a callable, an NNI evaluator or an
-    :class:`Evaluator`).  A design is evaluated once per study (the cache lives in the storage).  An
-    infeasible program prunes the trial (``user_attrs["pruned_reason"]``).  ``multi_objective``
+    Every trial draws (rho_0, beta, alpha) from ``ranges``, solves the DeepMAD program within ``flops`` /
+    ``params`` and evaluates the design with ``evaluator``; what the program is solved over is one of:
+
+    * ``family`` (default ``"nas-bench-macro"``): a core family name or ``Family``
+      (:func:`deepmad_nni.core.solve`); ``evaluator`` (default ``"nas-bench-macro"``): ``"nas-bench-macro"``,
+      ``"training"``, ``"module:attribute"``, a callable, an NNI evaluator or an :class:`Evaluator`, given the
+      design's ``Architecture``;
+    * ``space``: an NNI model space (a ``ModelSpace``, or ``"module:attribute"`` naming one or a zero-argument
+      callable returning one), solved over :func:`deepmad_nni.nas.route.route_of` (``top_k=1``); the
+      evaluator (no default) receives the frozen NNI model ``space.freeze(sample)``: a callable
+      ``f(model) -> accuracy`` (or ``f(model, report)``), an ``nni.nas.evaluator.Evaluator`` run in this
+      process, or an :class:`Evaluator` (``evaluate(model, report)``).  The named ``"nas-bench-macro"`` and
+      ``"training"`` evaluators (architectures of core families), ``benchmark_path`` and the NNI evaluator's
+      proxy options (all but ``scale``) are refused with a space.  The trial records ``sample`` and
+      ``network``; two samples of one network are one design.
+
+    A design is evaluated once per study (the cache lives in the storage).  An infeasible program prunes the
+    trial (``user_attrs["pruned_reason"]``).  ``ranges.rho=None`` (default): rho_0 is drawn where the
+    constraint binds for these budgets (the family's / route's ``rho_range``).  ``multi_objective``
     maximises accuracy and minimises FLOPs.  ``storage``: an RDB URL shared by any number of workers, or
     ``None`` for ``<out_dir>/study.db``; the same ``study_name`` resumes a study and adds ``n_trials``.
-    ``start_from_defaults`` enqueues the paper's hyperparameters (family rho_0, beta 10, alpha default)
-    as the first trial of a new study.  ``max_evaluations`` stops the study once that many distinct designs
-    have been evaluated (cache hits are free, so this is the evaluation budget).  Plots (PNG) go to ``out_dir``.
+    ``start_from_defaults`` enqueues the paper's hyperparameters (rho_0 of the family or route, clipped into
+    a computed rho range; beta 10, alpha default) as the first trial of a new study.  ``max_evaluations`` stops the
+    study once that many distinct designs have been evaluated (cache hits are free, so this is the
+    evaluation budget).  Plots (PNG) go to ``out_dir``.
     """
     import optuna
 
-    from ..core import get_family
-    from ..core.family import Family
     from ._cache import open_cache
-    from ._evaluators import make_evaluator
-    from ._objective import Objective
+    from ._objective import FamilyDesigner, Objective, SpaceDesigner
 
-    fam = get_family(family) if isinstance(family, str) else family
-    if not isinstance(fam, Family):
-        raise ValueError(f"family must be a family name or a Family, but got {type(family).__name__}.")
+    if family is not None and space is not None:
+        raise ValueError(f"family and space cannot both be given (a study designs over one of them), but got "
+                         f"family={family if isinstance(family, str) else type(family).__name__!r} and space="
+                         f"{space if isinstance(space, str) else type(space).__name__!r}.")
     flops, params = positive_number("flops", flops), positive_number("params", params)
     ranges = SearchRanges() if ranges is None else ranges
     if not isinstance(ranges, SearchRanges):
@@ -221,16 +246,43 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
     if convention not in ("official", "paper"):
         raise ValueError(f"convention must be 'official' or 'paper', but got {convention!r}.")
     sampler_obj, pruner_obj = _sampler(sampler, seed, multi_objective), _pruner(pruner)
-    ev = make_evaluator(evaluator, benchmark_path=benchmark_path, **(evaluator_options or {}))
-    ev.check_family(fam)
+    computed_rho = ranges.rho is None
+    if space is not None:
+        from ..nas.route import route_of
+        space = load_space(space)
+        route = route_of(space)
+        ev = _space_evaluator(evaluator, benchmark_path, evaluator_options, route)
+        ranges, reach = _resolved_rho(ranges, lambda: route.rho_range(flops=flops, params=params,
+                                                                      convention=convention))
+        default_rho, num_stages = route.default_rho(reach), route.num_stages
+        designer = SpaceDesigner(route, time_limit)
+        space_id, label = _space_identity(route)
+        meta = {"family": None, "space": space_id, "num_classes": None}
+    else:
+        from ..core import get_family
+        from ..core.family import Family
+        from ..core.rho_range import rho_range
+        from ._evaluators import make_evaluator
+        family = "nas-bench-macro" if family is None else family
+        fam = get_family(family) if isinstance(family, str) else family
+        if not isinstance(fam, Family):
+            raise ValueError(f"family must be a family name or a Family, but got {type(family).__name__}.")
+        ev = make_evaluator("nas-bench-macro" if evaluator is None else evaluator, benchmark_path=benchmark_path,
+                            **(evaluator_options or {}))
+        ev.check_family(fam)
+        ranges, _ = _resolved_rho(ranges, lambda: rho_range(fam, flops=flops, params=params, convention=convention))
+        default_rho, num_stages = fam.default_rho, fam.num_stages()
+        designer = FamilyDesigner(fam, ev.signature(), time_limit)
+        label = fam.name
+        meta = {"family": fam.name, "num_classes": fam.num_classes}
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     store, storage_name = make_storage(storage, out_dir, heartbeat_interval=heartbeat_interval)
-    meta = {"family": fam.name, "flops": flops, "params": params, "convention": convention,
-            "evaluator": ev.signature(), "num_classes": fam.num_classes, "ranges": ranges.as_dict()}
+    meta.update({"flops": flops, "params": params, "convention": convention, "evaluator": ev.signature(),
+                 "ranges": ranges.as_dict()})
     if study_name is None:
-        study_name = f"deepmad-{fam.name}-flops{flops or 0:.4g}-params{params or 0:.4g}-{ev.name}" + \
-            ("-pareto" if multi_objective else "")
+        study_name = (f"deepmad-{'space-' if space is not None else ''}{label}-flops{flops or 0:.4g}-"
+                      f"params{params or 0:.4g}-{ev.name}" + ("-pareto" if multi_objective else ""))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study, created = _open_study(storage=store, study_name=study_name, meta=meta, sampler=sampler_obj,
                                  pruner=pruner_obj, multi_objective=multi_objective)
@@ -238,9 +290,10 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
     if created:
         cache.clear()  # SQLite may reuse the id of a deleted study
         if start_from_defaults:
-            _enqueue_defaults(study, fam, ranges)
-    objective = Objective(family=fam, flops=flops, params=params, ranges=ranges, evaluator=ev, cache=cache,
-                          convention=convention, time_limit=time_limit, multi_objective=multi_objective)
+            _enqueue_defaults(study, num_stages, default_rho, ranges, clip=computed_rho)
+    objective = Objective(flops=flops, params=params, ranges=ranges, evaluator=ev, cache=cache,
+                          convention=convention, time_limit=time_limit, multi_objective=multi_objective,
+                          designer=designer)
     callbacks = [_Progress(sys.stdout, n_trials, multi_objective)] if progress else []
     if max_evaluations is not None:
         callbacks.append(_StopAfterEvaluations(cache, max_evaluations))
@@ -248,17 +301,128 @@ def tune(family="nas-bench-macro", *, flops=None, params=None, evaluator="nas-be
         print(f"study {study_name!r} in {storage_name}: {len(study.trials)} trials so far; evaluator {ev!r}",
               flush=True)
     study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
-    result = TuneResult(study, storage_name, study_name)
+    result = TuneResult(study, storage_name, study_name, space=space)
     if plots and out_dir is not None:
         from ._plots import write_plots
         result.plots = write_plots(study, out_dir)
     return result
 
 
-def _enqueue_defaults(study, fam, ranges: SearchRanges) -> None:
+PAPER_RHO_RANGE = (0.1, 2.0)  # the paper's hand-tuned range: the fallback when no design meets the budgets
+
+
+def _resolved_rho(ranges: SearchRanges, reach):
+    """``ranges`` with rho set (as given, or ``reach()``'s RhoRange) and that RhoRange (None when given).
+    When no design meets the budgets at all, rho falls back on :data:`PAPER_RHO_RANGE` and every trial is
+    pruned with the solver's reason."""
+    if ranges.rho is not None:
+        return ranges, None
+    try:
+        rr = reach()
+    except ValueError:
+        from dataclasses import replace
+        return replace(ranges, rho=PAPER_RHO_RANGE), None
+    return ranges.resolved(lambda: rr), rr
+
+
+def load_space(space, *, argument: str = "space"):
+    """An NNI model space from a ``ModelSpace`` (returned as is) or ``"module:attribute"`` naming a ModelSpace
+    or a zero-argument callable returning one; ValueError naming ``argument`` otherwise."""
+    import importlib
+    spec = space
+    if isinstance(space, str):
+        module_name, _, attr = space.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"{argument} must be 'module:attribute' (a ModelSpace, or a zero-argument callable "
+                             f"returning one), but got {space!r}.")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ValueError(f"{argument} {space!r}: cannot import module {module_name!r} ({err}).") from None
+        obj = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise ValueError(f"{argument} {space!r}: module {module_name!r} has no attribute {attr!r}.")
+            obj = getattr(obj, part)
+        space = obj
+    if not _is_model_space(space) and callable(space):
+        try:
+            space = space()
+        except TypeError as err:
+            raise ValueError(f"{argument} {spec!r}: a callable must build the space with no arguments, but calling "
+                             f"it failed ({err}).") from None
+    if not _is_model_space(space):
+        raise ValueError(f"{argument} must be an NNI ModelSpace (nni.nas.nn.pytorch.ModelSpace), 'module:attribute' "
+                         f"naming one, or a zero-argument callable returning one, but got "
+                         f"{type(space).__name__}{f' from {spec!r}' if isinstance(spec, str) else ''}.")
+    return space
+
+
+def _is_model_space(obj) -> bool:
+    try:
+        from nni.nas.nn.pytorch import ModelSpace
+        from nni.nas.space import ExecutableModelSpace
+    except ImportError:
+        return False
+    return isinstance(obj, (ModelSpace, ExecutableModelSpace))
+
+
+def _space_identity(route) -> tuple[str, str]:
+    """(id recorded in the study, short label for its name): the space's class, its core family when it
+    maps to one, and a digest of its labels and choices (a resumed study must design over the same space)."""
+    import hashlib
+    import json
+    raw = route.space
+    family = getattr(getattr(route, "family", None), "name", None)
+    labels = {k: [repr(v) for v in m.values] for k, m in route.mutables.items()}
+    material = {"class": f"{type(raw).__module__}.{type(raw).__qualname__}", "family": family, "labels": labels}
+    digest = hashlib.sha1(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{material['class']}:{family or '-'}:{digest}", family or type(raw).__name__
+
+
+SPACE_EVALUATORS = ("a callable f(model) -> accuracy (or f(model, report)), an nni.nas.evaluator.Evaluator, a "
+                    "deepmad_nni.optuna_loop.Evaluator (evaluate(model, report)), or 'module:attribute' naming one")
+
+
+def _space_evaluator(evaluator, benchmark_path, options, route):
+    """The evaluator of a study over a space (it receives frozen NNI models); the combinations that cannot
+    work are refused (see :func:`tune`)."""
+    from ._evaluators import EVALUATOR_NAMES, NasBenchMacroEvaluator, make_evaluator
+    family = getattr(getattr(route, "family", None), "name", None)
+    hint = (f"; this space maps to the core family {family!r} (deepmad_nni.nas.route.route_of(space).family), "
+            "which tune(family=...) takes with the named evaluators") if family else ""
+    if evaluator is None:
+        raise ValueError(f"evaluator (--evaluator) must be given with a space (--space / space=...): "
+                         f"{SPACE_EVALUATORS}, but got None.")
+    if isinstance(evaluator, str) and evaluator in EVALUATOR_NAMES:
+        raise ValueError(f"evaluator {evaluator!r} evaluates architectures of a core family (family=...), not the "
+                         f"frozen models of a space; with a space (--space / space=...) give {SPACE_EVALUATORS}{hint}.")
+    if benchmark_path is not None:
+        raise ValueError("benchmark_path (--benchmark-path) is for the 'nas-bench-macro' evaluator of a family's "
+                         f"designs, but got {str(benchmark_path)!r} with a space (--space / space=...){hint}.")
+    options = dict(options or {})
+    extra = sorted(set(options) - {"scale"})
+    if extra:
+        raise ValueError(f"evaluator_options {extra} adapt a family's designs to a dataset; with space=... the "
+                         "evaluator gets the space's own frozen model (only 'scale' applies).")
+    ev = make_evaluator(evaluator, **options)
+    from ._training import TrainingEvaluator
+    if isinstance(ev, (NasBenchMacroEvaluator, TrainingEvaluator)):
+        raise ValueError(f"evaluator {type(ev).__name__} evaluates architectures of a core family (family=...), "
+                         f"not the frozen models of a space; with a space give {SPACE_EVALUATORS}{hint}.")
+    return ev
+
+
+def _enqueue_defaults(study, num_stages: int, default_rho: float, ranges: SearchRanges, *, clip: bool) -> None:
+    """The paper's point (beta 10, alpha (1, ..., 1, 8), the family's / route's rho_0) as the first trial,
+    unless a value lies outside its range.  ``clip`` (rho's range was computed): rho_0 is clipped into it
+    instead, since above the range's top every rho_0 gives the same design (the constraint no longer
+    binds) and below its bottom there is none."""
     from ..core.score import default_alpha
-    alpha = default_alpha(fam.num_stages())
-    point = {"rho_0": fam.default_rho, "beta": 10.0, "alpha_last": alpha[-1]}
+    alpha = default_alpha(num_stages)
+    low, high = ranges.rho
+    point = {"rho_0": min(max(default_rho, low), high) if clip else default_rho, "beta": 10.0,
+             "alpha_last": alpha[-1]}
     bounds = {"rho_0": ranges.rho, "beta": ranges.beta, "alpha_last": ranges.alpha_last}
     if ranges.alpha_others is not None:
         for i in range(len(alpha) - 1):
