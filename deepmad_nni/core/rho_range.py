@@ -34,7 +34,7 @@ class RhoRange:
         return min(max(rho, self.low), self.high)
 
     def __str__(self) -> str:
-        how = "exact" if self.exact else "from quick solves"
+        how = "exact" if self.exact else "estimated"
         return f"rho {self.low:.4g}-{self.high:.4g} ({how})"
 
 
