@@ -1,6 +1,6 @@
 """Reader + solver speed on NNI hub spaces (prints figures; no assertions).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/bench_reader.py [--time-limit 3] [--samples 20]
+    OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/bench_reader.py [--time-limit T] [--samples 20]
 
 For MobileNetV3Space and ProxylessNAS it prints: build time of the space (not counted), reading
 (``read_space``), solving (``solve_space`` with the given time limit), freezing the winner, their total; and
@@ -41,12 +41,12 @@ def bench(name, space_cls, budget, args):
     t_freeze = time.perf_counter() - t0
     print(f"\n{name}: {desc}")
     print(f"  build {t_build:.2f} s (not counted) | read {t_read:.2f} s | solve {t_solve:.2f} s "
-          f"({result.status}, {result.evaluations} samples) | freeze winner {t_freeze:.2f} s | "
+          f"({result.status}, {result.nodes} samples) | freeze winner {t_freeze:.2f} s | "
           f"total {t_read + t_solve + t_freeze:.2f} s")
     if result.designs:
         d = result.designs[0]
-        print(f"  winner: objective {d.objective:.1f} (bound {result.bound:.1f}, gap {result.gap:.1f}), "
-              f"rho {d.effectiveness:.3f}, FLOPs {d.flops / 1e6:.1f} M, params {d.params / 1e6:.2f} M")
+        print(f"  winner: objective {d.score.objective:.1f} (bound {result.bound:.1f}, gap {result.gap:.1f}), "
+              f"rho {d.score.effectiveness:.3f}, FLOPs {d.score.flops / 1e6:.1f} M, params {d.score.params / 1e6:.2f} M")
 
     rng = random.Random(1)
     samples = [desc.canonical({k: rng.choice(m.values) for k, m in desc.mutables.items()})
@@ -79,7 +79,7 @@ def bench(name, space_cls, budget, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--time-limit", type=float, default=3.0, help="solver time limit in seconds")
+    parser.add_argument("--time-limit", type=float, default=None, help="solver time limit in seconds (default: quick)")
     parser.add_argument("--samples", type=int, default=20, help="random samples for the per-sample costs")
     parser.add_argument("--frozen", type=int, default=3, help="of those, how many to freeze and profile")
     args = parser.parse_args(argv)

@@ -151,14 +151,14 @@ def test_inactive_labels_are_canonicalised_and_top_k_distinct():
     other = dict(base, s1_i3_ks=7, s1_i2_exp=6.0)          # blocks 3 and 4 of stage 1 are not built
     assert desc.canonical(base) == desc.canonical(other)
     assert desc.canonical(dict(base, s1_depth=4)) != desc.canonical(dict(other, s1_depth=4))
-    result = solve_space(desc, flops=200e6, rho=0.5, top_k=3, time_limit=60, max_evaluations=300, seed=0)
-    again = solve_space(desc, flops=200e6, rho=0.5, top_k=3, time_limit=60, max_evaluations=300, seed=0)
-    assert [d.sample for d in again.designs] == [d.sample for d in result.designs]   # same seed, same result
-    assert result.evaluations == 300
+    result = solve_space(desc, flops=200e6, rho=0.5, top_k=3)
+    again = solve_space(desc, flops=200e6, rho=0.5, top_k=3)
+    assert [d.sample for d in again.designs] == [d.sample for d in result.designs]   # the quick solve: same result
+    assert result.nodes == again.nodes
     networks = {repr(space.freeze(d.sample)) for d in result.designs}   # distinct networks, not just samples
     assert len(result.designs) == 3 and len(networks) == 3
-    assert all(d.flops <= 200e6 and d.effectiveness <= 0.5 for d in result.designs)
-    assert result.bound >= result.designs[0].objective
+    assert all(d.score.flops <= 200e6 and d.score.effectiveness <= 0.5 for d in result.designs)
+    assert result.bound >= result.designs[0].score.objective
 
 
 def test_sample_dependent_sizes_use_nni_symbolic_shapes():
@@ -197,9 +197,9 @@ def test_tiny_time_limit_still_returns_a_checked_design():
     assert result.status == "feasible-with-gap" and result.designs
     d = result.designs[0]
     e = desc.evaluate(d.sample)        # re-check what the solver returns
-    assert e.flops == d.flops <= 400e6 and e.effectiveness == d.effectiveness <= 0.6
+    assert e.flops == d.score.flops <= 400e6 and e.effectiveness == d.score.effectiveness <= 0.6
     with pytest.raises(ValueError, match="alpha"):
-        solve_space(desc, alpha=(1, 8), time_limit=1e-3)
+        solve_space(desc, rho=0.5, alpha=(1, 8), time_limit=1e-3)
 
 
 def test_hub_costs_equal_nni_profilers_on_the_space():

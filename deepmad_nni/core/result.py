@@ -75,16 +75,19 @@ class DesignResult:
 
     def to_dict(self) -> dict:
         from .tinynas import to_structure
+
+        def stages(d):   # designs read from an NNI space carry a sample, not an Architecture
+            return to_structure(d.architecture) if d.architecture is not None else getattr(d, "sample", None)
         best = self.designs[0] if self.designs else None
         return {
             "status": self.status, "message": self.message, "family": self.family,
-            "stages": to_structure(best.architecture) if best else None,
-            "resolution": best.architecture.resolution if best else None,
+            "stages": stages(best) if best else None,
+            "resolution": best.architecture.resolution if best and best.architecture is not None else None,
             "entropy": self.entropy, "effectiveness": self.effectiveness, "q": self.q,
             "objective": self.objective, "flops": self.flops, "params": self.params,
             "bound": self.bound, "gap": self.gap if best else None, "time_s": self.time_s, "nodes": self.nodes,
             "constraints": self.constraints,
-            "alternatives": [{"stages": to_structure(d.architecture), "objective": d.score.objective,
+            "alternatives": [{"stages": stages(d), "objective": d.score.objective,
                               "entropy": d.score.entropy, "effectiveness": d.score.effectiveness,
                               "flops": d.score.flops, "params": d.score.params} for d in self.designs[1:]],
         }

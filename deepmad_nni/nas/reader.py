@@ -8,28 +8,70 @@ path, residual projection, gate such as SE, classifier); DeepMAD stages (a new s
 each stride-2 main conv after the first layer); and FLOPs / params as sums of per-module NNI formula terms,
 FLOPs counted as MACs of convs and linear layers (no BatchNorm, activation or bias terms) and params as
 ``sum(p.numel())`` (the core's conventions).  ``description.evaluate(sample)`` gives entropy, rho, Q,
-objective, FLOPs and params, memoised per label subset.
+objective, FLOPs and params as a core :class:`~deepmad_nni.core.score.Score`, memoised per label subset;
+``description.factor_tables()`` gives the same sums as tables over label subsets (the solver's input).
+NNI expressions are evaluated with every shared sub-expression memoised (NNI's own ``evaluate`` walks them
+as trees, which on MobileNetV3Space's nested width roundings costs seconds).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from deepmad_nni.core.score import CONVENTIONS, default_alpha
+from deepmad_nni.core.score import CONVENTIONS, Score, default_alpha, depth_penalty
 
 from .trace import UnsupportedModuleError, main_path, trace
 
-__all__ = ["ConvLayer", "SpaceDescription", "SpaceEvaluation", "UnsupportedModuleError", "read_space"]
+__all__ = ["ConvLayer", "FactorTable", "SpaceDescription", "UnsupportedModuleError", "read_space"]
+
+
+class _ExpressionMemo:
+    """Values of NNI symbolic (sub-)expressions, each computed once per values of its own labels.
+
+    NNI's ``evaluate`` walks an expression as a tree, so a sub-expression shared by many nodes (a rounded
+    width inside every later width) is recomputed at each use; here every node of the DAG is memoised by its
+    identity and the values of the labels below it (the memo holds the nodes, so identities stay unique)."""
+
+    def __init__(self):
+        from nni.mutable.symbol import Symbol, SymbolicExpression
+        self.symbol, self.expression = Symbol, SymbolicExpression
+        self.labels: dict[int, tuple] = {}
+        self.values: dict[tuple, object] = {}
+        self.nodes: list = []
+
+    def labels_of(self, expr) -> tuple:
+        labels = self.labels.get(id(expr))
+        if labels is None:
+            if isinstance(expr, self.symbol):
+                labels = (expr.label,)
+            else:
+                labels = tuple(sorted({lab for a in expr.arguments if isinstance(a, self.expression)
+                                       for lab in self.labels_of(a)}))
+            self.labels[id(expr)] = labels
+            self.nodes.append(expr)
+        return labels
+
+    def value(self, expr, sample: dict):
+        if isinstance(expr, self.symbol):
+            return sample[expr.label]
+        labels = self.labels.get(id(expr)) or self.labels_of(expr)
+        key = (id(expr),) + tuple(sample[lab] for lab in labels)
+        v = self.values.get(key, self)
+        if v is self:
+            v = self.values[key] = expr.function(*[self.value(a, sample) if isinstance(a, self.expression) else a
+                                                   for a in expr.arguments])
+        return v
 
 
 class Term:
     """An int/float or NNI expression, evaluated on a sample and memoised per values of its own labels."""
 
-    __slots__ = ("expr", "labels", "cache", "const")
+    __slots__ = ("expr", "labels", "cache", "const", "memo")
 
-    def __init__(self, expr):
+    def __init__(self, expr, memo: _ExpressionMemo | None = None):
         from nni.mutable import Mutable
         self.expr = expr
         if isinstance(expr, Mutable):
@@ -38,6 +80,7 @@ class Term:
         else:
             self.labels, self.const = (), expr
         self.cache: dict = {}
+        self.memo = memo            # shared by the Terms of one reading (a private one is made when needed)
 
     def __call__(self, sample: dict):
         if self.const is not None:
@@ -45,10 +88,29 @@ class Term:
         key = tuple(sample[label] for label in self.labels)
         v = self.cache.get(key)
         if v is None:
-            # evaluate() skips freeze()'s validation: the labels come from the space, the values from its lists
-            v = self.expr.evaluate(sample) if hasattr(self.expr, "evaluate") else self.expr.freeze(sample)
+            if self.memo is None:
+                self.memo = _ExpressionMemo()
+            # no freeze() validation: the labels come from the space, the values from its lists
+            v = self.memo.value(self.expr, sample) if isinstance(self.expr, self.memo.expression) \
+                else self.expr.freeze(sample)
             self.cache[key] = v
         return v
+
+    def table(self, mutables, labels=None) -> np.ndarray:
+        """Values over every combination of ``labels`` (sorted, a superset of this term's; default its own):
+        one axis per label, in order, of length ``len(mutables[label].values)`` (size 1 for labels the term
+        does not read, so the table broadcasts)."""
+        return _grid(self, self.labels, mutables, labels)
+
+
+def _grid(fn, own, mutables, labels=None, dtype=float) -> np.ndarray:
+    """``fn(sample)`` over the combinations of the sorted labels ``own``, shaped to broadcast over ``labels``."""
+    values = [mutables[lab].values for lab in own]
+    flat = [fn(dict(zip(own, combo))) for combo in itertools.product(*values)]
+    out = np.array(flat, dtype=dtype).reshape([len(v) for v in values])
+    if labels is not None:
+        out = out.reshape([len(mutables[lab].values) if lab in own else 1 for lab in labels])
+    return out
 
 
 @dataclass
@@ -62,6 +124,10 @@ class Condition:
     def __call__(self, sample) -> bool:
         v = self.value(sample)
         return v >= self.threshold if self.op == ">=" else v == self.threshold
+
+    def table(self, mutables, labels=None) -> np.ndarray:
+        """Truth over the combinations of ``labels`` (see :meth:`Term.table`)."""
+        return _grid(self, self.value.labels, mutables, labels, dtype=bool)
 
     def __repr__(self):
         return f"{'/'.join(self.value.labels) or self.value.const} {self.op} {self.threshold!r}"
@@ -89,25 +155,21 @@ class ConvLayer:
         return math.log(self.c_in(sample) * self.kernel(sample) ** 2 / self.groups(sample))
 
 
-@dataclass(frozen=True)
-class SpaceEvaluation:
-    entropy: float
-    stage_entropy: tuple
-    effectiveness: float
-    q: float
-    objective: float
-    flops: float
-    params: float
-    num_layers: int
-    depths: tuple
-
-
 @dataclass
 class CostTerm:
     flops: Term
     params: Term
     conditions: tuple
     name: str
+
+
+def _last_active(entries):
+    """The stage-end width read from (conditions, Term) pairs, first active wins: the first unconditional
+    entry's Term itself when there is one at the head (later entries are then never read)."""
+    for i, (conds, _) in enumerate(entries):
+        if not conds:
+            return entries[0][1] if i == 0 else _LastActive(entries[:i + 1])
+    return _LastActive(entries)
 
 
 class _LastActive:
@@ -124,6 +186,22 @@ class _LastActive:
             if all(c(sample) for c in conds):
                 return t(sample)
         raise ValueError("No main conv of the last stage is active for this sample.")
+
+    def table(self, mutables, labels=None) -> np.ndarray:
+        return _grid(self, self.labels, mutables, labels)
+
+
+@dataclass(frozen=True)
+class FactorTable:
+    """One label factor's totals over every combination of its ``labels`` (axis k runs over
+    ``mutables[labels[k]].values``): FLOPs, params, and per stage (last axis) the sum of log w and the number
+    of its active main-path convs."""
+
+    labels: tuple
+    flops: np.ndarray
+    params: np.ndarray
+    log_width: np.ndarray
+    layers: np.ndarray
 
 
 class _Factor:
@@ -161,6 +239,26 @@ class _Factor:
                     counts[item.stage] += 1
                     any_main = True
         return flops, params, (tuple(sums) if any_main else ()), tuple(counts), frozenset(used)
+
+    def table(self, mutables) -> FactorTable:
+        """:meth:`_compute` over every combination of the labels, item by item in the same order (so each entry
+        is the same floating-point sum)."""
+        shape = tuple(len(mutables[lab].values) for lab in self.labels)
+        flops, params = np.zeros(shape), np.zeros(shape)
+        log_width, layers = np.zeros(shape + (self.m,)), np.zeros(shape + (self.m,))
+        for item in self.items:
+            active = np.ones(shape, dtype=bool)
+            for c in item.conditions:
+                active = active & c.table(mutables, self.labels)
+            if isinstance(item, CostTerm):
+                flops = flops + np.where(active, item.flops.table(mutables, self.labels), 0.0)
+                params = params + np.where(active, item.params.table(mutables, self.labels), 0.0)
+            elif item.role == "main":
+                own = tuple(sorted(set(item.c_in.labels) | set(item.kernel.labels) | set(item.groups.labels)))
+                lw = _grid(item.log_width, own, mutables, self.labels)
+                log_width[..., item.stage] += np.where(active, lw, 0.0)
+                layers[..., item.stage] += active
+        return FactorTable(self.labels, flops, params, log_width, layers)
 
 
 class SpaceDescription:
@@ -216,12 +314,23 @@ class SpaceDescription:
                                {lab for c in cost.conditions for lab in c.value.labels}))
             groups.setdefault(key, []).append(cost)
         self._factors = [_Factor(key, items, self.num_stages) for key, items in groups.items()]
+        self._totals_cache: dict = {}
+        self._tables = None
+
+    def factor_tables(self) -> list[FactorTable]:
+        """The totals of :meth:`cost` and :meth:`evaluate` as a sum of label factors: a sample's FLOPs, params,
+        per-stage sums of log w and layer counts are the sums, in this order, of each table's entry at the
+        sample's values (the same floating-point sums as :meth:`evaluate`)."""
+        if getattr(self, "_factors", None) is None:
+            self._build_factors()
+        if self._tables is None:
+            self._tables = [f.table(self.mutables) for f in self._factors]
+        return self._tables
 
     def _totals(self, sample: dict):
         """(flops, params, per-stage sum of log w, per-stage layer count, labels in use) of ``sample``."""
         if getattr(self, "_factors", None) is None:
             self._build_factors()
-            self._totals_cache = {}
         key = tuple(sample.get(k) for k in self.mutables)
         hit = self._totals_cache.get(key)
         if hit is not None:
@@ -270,7 +379,7 @@ class SpaceDescription:
         return flops, params
 
     def evaluate(self, sample: dict, *, alpha=None, beta: float = 10.0, convention: str = "official"
-                 ) -> SpaceEvaluation:
+                 ) -> Score:
         """DeepMAD's figures of ``sample`` under the core's conventions (:func:`deepmad_nni.core.score`)."""
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
@@ -290,8 +399,8 @@ class SpaceDescription:
         rho = (max(rhos) if convention == "official" else rhos[-1]) if rhos else float("inf")
         entropy = float(np.dot(alpha, stage_h))
         depths = self._depths(sample, convention)
-        q = float(math.exp(np.std(depths))) if len(depths) > 1 else 1.0
-        return SpaceEvaluation(entropy, tuple(stage_h), rho, q, entropy - beta * q, flops, params, n, depths)
+        q = depth_penalty(depths)
+        return Score(entropy, tuple(stage_h), rho, q, entropy - beta * q, flops, params, n, depths)
 
     def _depths(self, sample, convention) -> tuple:
         active = [(st, d(sample)) for st, d, conds, _ in self.depth_terms if all(c(sample) for c in conds)]
@@ -321,16 +430,16 @@ def _first(v):
     return v[0] if isinstance(v, (tuple, list)) else v
 
 
-def _conditions(scope, containers) -> tuple:
+def _conditions(scope, containers, term) -> tuple:
     conds = []
     for kind, name, _label, key in scope:
         m = containers[name]
         if kind == "choice":
-            conds.append(Condition(Term(m.choice), "==", key))
+            conds.append(Condition(term(m.choice), "==", key))
         else:
             from nni.mutable import Mutable
             if isinstance(m.depth_choice, Mutable):
-                conds.append(Condition(Term(m.depth_choice), ">=", key + 1))
+                conds.append(Condition(term(m.depth_choice), ">=", key + 1))
     return tuple(conds)
 
 
@@ -352,6 +461,11 @@ def read_space(space, input_size=None) -> SpaceDescription:
     input_size = tuple(int(v) for v in input_size)
     if len(input_size) != 4 or min(input_size) < 1:
         raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size}.")
+    memo = _ExpressionMemo()
+
+    def term(expr) -> Term:
+        return Term(expr, memo)
+
     mutables = {}
     for label, m in (space.simplify().items() if hasattr(space, "simplify") else ()):
         if isinstance(m, Categorical):
@@ -401,10 +515,10 @@ def read_space(space, input_size=None) -> SpaceDescription:
         out_shape = shapes[call.name][1]
         out_shape = out_shape[0] if isinstance(out_shape, tuple) else out_shape
         layers.append(ConvLayer(
-            call.name, Term(_args(mod, "in_channels")), Term(_args(mod, "out_channels")),
-            Term(_first(_args(mod, "kernel_size"))), Term(_args(mod, "groups")), _first(_stride(call)),
-            Term(graph.spatial[call.dst] if static else out_shape[-1] * out_shape[-2]), role, stage,
-            _conditions(call.scope, containers)))
+            call.name, term(_args(mod, "in_channels")), term(_args(mod, "out_channels")),
+            term(_first(_args(mod, "kernel_size"))), term(_args(mod, "groups")), _first(_stride(call)),
+            term(graph.spatial[call.dst] if static else out_shape[-1] * out_shape[-2]), role, stage,
+            _conditions(call.scope, containers, term)))
     if not any(layer.role == "main" for layer in layers):
         raise UnsupportedModuleError("The space has no conv on its main path.")
     _check_stage_order(layers)
@@ -414,21 +528,21 @@ def read_space(space, input_size=None) -> SpaceDescription:
     last_stage = [lay for lay in layers if lay.role == "main" and lay.stage == len(boundaries)]
     if static:  # sizes from the dry run; widths from the convs that read / write the stage's output
         for (_, node), start in zip(boundaries, starts):
-            stage_ends.append((layers[start].c_in, Term(graph.spatial[node])))
+            stage_ends.append((layers[start].c_in, term(graph.spatial[node])))
         node = roles.pool_input if roles.pool_input is not None else graph.convs[layers.index(last_stage[-1])].dst
-        stage_ends.append((_LastActive([(lay.conditions, lay.c_out) for lay in reversed(last_stage)]),
-                           Term(graph.spatial[node])))
+        stage_ends.append((_last_active([(lay.conditions, lay.c_out) for lay in reversed(last_stage)]),
+                           term(graph.spatial[node])))
     else:  # NNI's symbolic shapes of the blocks' inputs and of the pooled tensor's producer
         for block, _ in boundaries:
             shape = _shape_in(shapes, block)
-            stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
+            stage_ends.append((term(shape[1]), term(shape[2] * shape[3])))
         name = graph.producer.get(roles.pool_input if roles.pool_input is not None else graph.output)
         if name is not None and name in shapes:
             shape = shapes[name][1]
             shape = shape[0] if isinstance(shape, tuple) else shape
         else:
             shape = shapes[last_stage[-1].name][1]
-        stage_ends.append((Term(shape[1]), Term(shape[2] * shape[3])))
+        stage_ends.append((term(shape[1]), term(shape[2] * shape[3])))
 
     # -- depths of the Repeats on the main path ----------------------------------------------------------
     depth_terms = []
@@ -437,8 +551,8 @@ def read_space(space, input_size=None) -> SpaceDescription:
             inner = [lay for lay in layers if lay.role == "main" and lay.name.startswith(name + ".")]
             if inner:
                 scope = next(c.scope for c in graph.convs if c.name == inner[0].name)
-                outer = _conditions([s for s in scope if name.startswith(s[1] + ".")], containers)
-                depth_terms.append((inner[0].stage, Term(m.depth_choice), outer, "repeat"))
+                outer = _conditions([s for s in scope if name.startswith(s[1] + ".")], containers, term)
+                depth_terms.append((inner[0].stage, term(m.depth_choice), outer, "repeat"))
 
     # -- without Repeats: blocks (innermost non-container modules with >= 2 main convs) per stage ------------
     if not depth_terms:
@@ -449,7 +563,7 @@ def read_space(space, input_size=None) -> SpaceDescription:
                 if block != lay.name and block not in blocks:
                     blocks[block] = lay
         for block, lay in blocks.items():
-            depth_terms.append((lay.stage, Term(1), lay.conditions, "block"))
+            depth_terms.append((lay.stage, term(1), lay.conditions, "block"))
 
     # -- FLOPs and params as per-module NNI terms ----------------------------------------------------------
     cfg_f = FlopsParamsCounterConfig(count_bias=False, count_normalization=False, count_activation=False)
@@ -460,11 +574,11 @@ def read_space(space, input_size=None) -> SpaceDescription:
     def walk(name, module, conds):
         if isinstance(module, LayerChoice):
             for key, child in module.named_children():
-                walk(f"{name}.{key}", child, conds + (Condition(Term(module.choice), "==", key),))
+                walk(f"{name}.{key}", child, conds + (Condition(term(module.choice), "==", key),))
         elif isinstance(module, Repeat):
             from nni.mutable import Mutable
             for i, block in enumerate(module.blocks):
-                c = (Condition(Term(module.depth_choice), ">=", i + 1),) if isinstance(module.depth_choice, Mutable) \
+                c = (Condition(term(module.depth_choice), ">=", i + 1),) if isinstance(module.depth_choice, Mutable) \
                     else ()
                 walk(f"{name}.blocks.{i}", block, conds + c)
         elif find_flops_formula(module) is not None:
@@ -477,7 +591,7 @@ def read_space(space, input_size=None) -> SpaceDescription:
                 flops = c_out * conv_hw[name] * (kh * kw * c_in // g)
             else:
                 flops = count_flops_params(name, module, shapes, cfg_f).flops
-            costs.append(CostTerm(Term(flops), Term(p.params), conds, name))
+            costs.append(CostTerm(term(flops), term(p.params), conds, name))
         else:
             if not list(module.children()) and any(True for _ in module.parameters(recurse=False)):
                 raise UnsupportedModuleError(f"Module {name!r} ({type(module).__name__}) has parameters but no "

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from deepmad_nni.core.rho_range import RhoRange
 from deepmad_nni.core.score import Score
 
 PAPER_RHO = 0.5   # the paper's rho_0 for MobileNet-style blocks: the default where the space reaches it
-QUICK_EVALUATIONS = 3000   # reader route, quick solve: samples the seeded local search scores (deterministic)
-QUICK_TIME_CAP = 60.0      # ... and a wall-time cap on it, far above what 3000 samples take
-RANGE_SAMPLES = 2000       # reader route: seeded samples the rho range is estimated from (low end: the smallest)
 
 
 class DeepMADInfeasible(ValueError):
@@ -193,35 +190,22 @@ class ReaderRoute(_Route):
     def solve(self, *, flops=None, params=None, rho, alpha=None, beta=10.0, convention="official", top_k=1,
               time_limit=None):
         from .solver import solve_space
-        quick = time_limit is None       # a fixed number of scored samples, seed 0: the same design every run
         result = solve_space(self.desc, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
-                             convention=convention, top_k=top_k, seed=0,
-                             time_limit=QUICK_TIME_CAP if quick else time_limit,
-                             max_evaluations=QUICK_EVALUATIONS if quick else None)
-        pairs = [(d.sample, self.score(d.sample, alpha=alpha, beta=beta, convention=convention))
-                 for d in result.designs]
+                             convention=convention, top_k=top_k, time_limit=time_limit, seed=0)
+        pairs = [(d.sample, d.score) for d in result.designs]
         return result, self.records(result, pairs)
 
     def score(self, sample, *, alpha=None, beta=10.0, convention="official") -> Score:
-        e = self.desc.evaluate(self.desc.canonical(self.full(sample)), alpha=alpha, beta=beta, convention=convention)
-        return e if isinstance(e, Score) else Score(**{f.name: getattr(e, f.name) for f in fields(Score)})
+        return self.desc.evaluate(self.desc.canonical(self.full(sample)), alpha=alpha, beta=beta,
+                                  convention=convention)
 
     def network(self, sample) -> str:
         return _digest(self.desc.signature(self.desc.canonical(self.full(sample))))
 
     def _rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
-        import random
-        rng = random.Random(0)
-        samples = [{k: rng.choice(m.values) for k, m in self.mutables.items()} for _ in range(RANGE_SAMPLES)]
-        scores = [self.score(smp, alpha=alpha, beta=beta, convention=convention) for smp in samples]
-        within = [s for s in scores if (flops is None or s.flops <= flops) and (params is None or s.params <= params)]
-        if not within:
-            raise ValueError(f"no sample of {RANGE_SAMPLES} drawn (seed 0) meets flops={flops} and params={params}; "
-                             f"the smallest drawn needs {min(s.flops for s in scores):.4g} FLOPs and "
-                             f"{min(s.params for s in scores):.4g} params")
-        _, top = self.solve(flops=flops, params=params, rho=1e6, alpha=alpha, beta=beta, convention=convention)
-        high = top[0].effectiveness if top else max(s.effectiveness for s in within)
-        return RhoRange(min(s.effectiveness for s in within), high, exact=False)
+        from .solver import ENUMERATE_LIMIT, rho_range
+        low, high = rho_range(self.desc, flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
+        return RhoRange(low, high, exact=self.desc.size() <= ENUMERATE_LIMIT)
 
 
 def route_of(space, input_size=None):
@@ -233,6 +217,8 @@ def route_of(space, input_size=None):
 
 def infeasible_message(route, result, *, flops, params, rho, alpha, beta, convention) -> str:
     """Why the program has no design, with the range of rho the space reaches within the budgets."""
+    if "reaches rho" in result.message:     # the reader route's solver proves and states the range itself
+        return f"DeepMAD found no design with rho_0={rho:.4g}: {result.message}"
     try:
         rr = route.rho_range(flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
     except DeepMADInfeasible as err:       # no sample meets FLOPs/params at all
