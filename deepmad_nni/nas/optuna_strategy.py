@@ -67,19 +67,21 @@ class DeepMADOptuna(EvaluationLoop):
                  convention: str = "official", time_limit: float | None = None, input_size=None):
         super().__init__(flops=flops, params=params, input_size=input_size)
         from deepmad_nni.core.program import positive_number
+        import optuna
+
         from deepmad_nni.optuna_loop._space import SearchRanges
         from deepmad_nni.optuna_loop._tune import SAMPLERS, _sampler
         self.ranges = SearchRanges(rho=rho, beta=beta, alpha_last=alpha_last, alpha_others=alpha_others)
         self.seed = check_int("seed", seed, low=0)
         if not isinstance(sampler, str) or sampler not in SAMPLERS:
-            import optuna
             if not isinstance(sampler, optuna.samplers.BaseSampler):
                 raise ValueError(f"sampler must be one of {list(SAMPLERS)} or an optuna sampler, but got {sampler!r}.")
         self.sampler_setting = sampler
         self._sampler = _sampler(sampler, self.seed, False)
-        if storage is not None and not (isinstance(storage, str) and "://" in storage):
-            raise ValueError(f"storage must be None or an Optuna RDB URL such as 'sqlite:///study.db', but got "
-                             f"{storage!r}.")
+        if storage is not None and not (isinstance(storage, str) and "://" in storage) and \
+                not isinstance(storage, optuna.storages.BaseStorage):
+            raise ValueError(f"storage must be None, an Optuna RDB URL such as 'sqlite:///study.db' or an "
+                             f"optuna.storages.BaseStorage, but got {storage!r}.")
         self.storage, self.study_name = storage, study_name
         self.candidates = check_int("candidates", candidates)
         if mutation not in MUTATIONS:
@@ -224,7 +226,8 @@ class DeepMADOptuna(EvaluationLoop):
 
     # -- checkpointing ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"storage": self.storage, "study_name": self.study_name, "ranges": self.ranges.as_dict(),
+        return {"storage": self.storage if isinstance(self.storage, str) else None, "study_name": self.study_name,
+                "ranges": self.ranges.as_dict(),
                 "running_trials": [t.number for t in self._trials.values()]}
 
     def load_state_dict(self, state_dict: dict) -> None:
