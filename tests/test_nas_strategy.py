@@ -160,6 +160,11 @@ def test_infeasible_budget_fails_the_experiment_with_the_reachable_range(tmp_pat
         _run(DeepMAD(flops=1e3), get_space(name))
 
 
+def test_input_size_other_than_the_family_is_refused():
+    with pytest.raises(ValueError, match="input_size must be"):
+        _run(DeepMAD(flops=150e6, input_size=(1, 3, 64, 64)), get_space("resnet-basic-cifar-small"))
+
+
 def test_nas_experiment_sequential_drop_in(tmp_path):
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     config = NasExperimentConfig("sequential", "simplified", "local")

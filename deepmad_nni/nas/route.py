@@ -212,7 +212,15 @@ def route_of(space, input_size=None):
     """The route of ``space`` (a raw NNI ModelSpace or an ExecutableModelSpace)."""
     space = raw_space(space)
     mapping = core_mapping(space)
-    return CoreRoute(space, mapping) if mapping is not None else ReaderRoute(space, input_size)
+    if mapping is None:
+        return ReaderRoute(space, input_size)
+    fam = mapping[0]
+    if input_size is not None and (int(input_size[1]), int(input_size[2]), int(input_size[3])) != \
+            (fam.in_channels, fam.resolution, fam.resolution):
+        raise ValueError(f"input_size must be (N, {fam.in_channels}, {fam.resolution}, {fam.resolution}) on this space "
+                         f"(its family {fam.name!r} is defined at that input), but got {tuple(input_size)!r}; for "
+                         "another input, build the space for it or set the strategy's route (CoreRoute) yourself.")
+    return CoreRoute(space, mapping)
 
 
 def infeasible_message(route, result, *, flops, params, rho, alpha, beta, convention) -> str:
