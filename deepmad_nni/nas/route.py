@@ -225,7 +225,7 @@ def route_of(space, input_size=None):
 
 def infeasible_message(route, result, *, flops, params, rho, alpha, beta, convention) -> str:
     """Why the program has no design, with the range of rho the space reaches within the budgets."""
-    if "reaches rho" in result.message:     # the reader route's solver proves and states the range itself
+    if "the space reaches rho" in result.message:     # the reader route's solver proves and states the range itself
         return f"DeepMAD found no design with rho_0={rho:.4g}: {result.message}"
     try:
         rr = route.rho_range(flops=flops, params=params, alpha=alpha, beta=beta, convention=convention)
