@@ -86,19 +86,21 @@ class CallableEvaluator(Evaluator):
         return self.fn(architecture, report) if self.takes_report else self.fn(architecture)
 
 
-def resolve_object(spec: str):
-    """``"package.module:attribute"`` -> the attribute."""
+def resolve_object(spec: str, *, argument: str = "evaluator", expected: str | None = None):
+    """``"package.module:attribute"`` -> the attribute; a ValueError naming ``argument`` otherwise (``expected``
+    says what the argument must be when ``spec`` is not of that form)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"evaluator must be one of {list(EVALUATOR_NAMES)} or 'module:attribute', but got {spec!r}.")
+        expected = expected or f"one of {list(EVALUATOR_NAMES)} or 'module:attribute'"
+        raise ValueError(f"{argument} must be {expected}, but got {spec!r}.")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"evaluator {spec!r}: cannot import module {module_name!r} ({err}).") from None
+        raise ValueError(f"{argument} {spec!r}: cannot import module {module_name!r} ({err}).") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"evaluator {spec!r}: module {module_name!r} has no attribute {attr!r}.")
+            raise ValueError(f"{argument} {spec!r}: module {module_name!r} has no attribute {attr!r}.")
         obj = getattr(obj, part)
     return obj
 

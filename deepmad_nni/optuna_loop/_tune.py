@@ -328,23 +328,11 @@ def _resolved_rho(ranges: SearchRanges, reach):
 def load_space(space, *, argument: str = "space"):
     """An NNI model space from a ``ModelSpace`` (returned as is) or ``"module:attribute"`` naming a ModelSpace
     or a zero-argument callable returning one; ValueError naming ``argument`` otherwise."""
-    import importlib
+    from ._evaluators import resolve_object
     spec = space
     if isinstance(space, str):
-        module_name, _, attr = space.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"{argument} must be 'module:attribute' (a ModelSpace, or a zero-argument callable "
-                             f"returning one), but got {space!r}.")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ValueError(f"{argument} {space!r}: cannot import module {module_name!r} ({err}).") from None
-        obj = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise ValueError(f"{argument} {space!r}: module {module_name!r} has no attribute {attr!r}.")
-            obj = getattr(obj, part)
-        space = obj
+        space = resolve_object(space, argument=argument, expected="'module:attribute' (a ModelSpace, or a "
+                               "zero-argument callable returning one)")
     if not _is_model_space(space) and callable(space):
         try:
             space = space()
