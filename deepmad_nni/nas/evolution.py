@@ -57,10 +57,8 @@ class DeepMADEvolution(EvaluationLoop):
                     convention=self.convention)
 
     def _prepare(self) -> None:
-        if self.rho is None:
-            known = self.route.family_rho is not None
-            self.rho = self.route.default_rho(None if known else self.route.rho_range(
-                flops=self.flops, params=self.params, alpha=self.alpha, beta=self.beta, convention=self.convention))
+        self.rho = self.route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha,
+                                          beta=self.beta, convention=self.convention)
         from .route import DeepMADInfeasible, infeasible_message
         result, self._seeds = self.route.solve(**self._program(), top_k=self.initial, time_limit=self.time_limit)
         if not self._seeds:

@@ -70,14 +70,11 @@ class DeepMADOptuna(EvaluationLoop):
         import optuna
 
         from deepmad_nni.optuna_loop._space import SearchRanges
-        from deepmad_nni.optuna_loop._tune import SAMPLERS, _sampler
+        from deepmad_nni.optuna_loop._tune import _sampler
         self.ranges = SearchRanges(rho=rho, beta=beta, alpha_last=alpha_last, alpha_others=alpha_others)
         self.seed = check_int("seed", seed, low=0)
-        if not isinstance(sampler, str) or sampler not in SAMPLERS:
-            if not isinstance(sampler, optuna.samplers.BaseSampler):
-                raise ValueError(f"sampler must be one of {list(SAMPLERS)} or an optuna sampler, but got {sampler!r}.")
         self.sampler_setting = sampler
-        self._sampler = _sampler(sampler, self.seed, False)
+        self._sampler = _sampler(sampler, self.seed, False)   # a ValueError naming sampler when unknown
         if storage is not None and not (isinstance(storage, str) and "://" in storage) and \
                 not isinstance(storage, optuna.storages.BaseStorage):
             raise ValueError(f"storage must be None, an Optuna RDB URL such as 'sqlite:///study.db' or an "
@@ -123,8 +120,10 @@ class DeepMADOptuna(EvaluationLoop):
         self._cache = open_cache(self.study)
         self._fail_orphans()
         if not self.study.trials:
-            for _ in range(self.defaults):
-                self._enqueue_defaults()
+            from deepmad_nni.optuna_loop._tune import _enqueue_defaults
+            for _ in range(self.defaults):   # rho_0 clipped into the range, as tune() does for a computed one
+                _enqueue_defaults(self.study, self.route.num_stages, self.route.default_rho(None), self.ranges,
+                                  clip=True)
         _logger.info("DeepMADOptuna: study %r in %s, %d trials so far.", self.study_name, self.storage_name,
                      len(self.study.trials))
 
@@ -135,19 +134,6 @@ class DeepMADOptuna(EvaluationLoop):
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in mine:
                 self.study.tell(t.number, state=TrialState.FAIL)
-
-    def _enqueue_defaults(self) -> None:
-        from deepmad_nni.core.score import default_alpha
-        alpha = default_alpha(self.route.num_stages)
-        rho = self.route.default_rho(None)
-        point = {"rho_0": min(max(rho, self.ranges.rho[0]), self.ranges.rho[1]), "beta": 10.0,
-                 "alpha_last": alpha[-1]}
-        bounds = {"beta": self.ranges.beta, "alpha_last": self.ranges.alpha_last}
-        if self.ranges.alpha_others is not None:
-            for i in range(len(alpha) - 1):
-                point[f"alpha_{i + 1}"], bounds[f"alpha_{i + 1}"] = alpha[i], self.ranges.alpha_others
-        if all(lo <= point[k] <= hi for k, (lo, hi) in bounds.items()):
-            self.study.enqueue_trial(point, user_attrs={"start": "paper defaults"}, skip_if_exists=False)
 
     # -- one trial = one new design --------------------------------------------------------------------
     def _propose(self) -> Proposal | None:

@@ -127,6 +127,15 @@ class _Route:
             return PAPER_RHO
         return math.sqrt(rho_range.low * rho_range.high)
 
+    def resolve_rho(self, rho, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> float:
+        """``rho`` when given, else :meth:`default_rho` (the rho range is computed only where it decides)."""
+        if rho is not None:
+            return rho
+        if self.family_rho is not None:
+            return self.family_rho
+        return self.default_rho(self.rho_range(flops=flops, params=params, alpha=alpha, beta=beta,
+                                               convention=convention))
+
     def rho_range(self, *, flops=None, params=None, alpha=None, beta=10.0, convention="official") -> RhoRange:
         """The :class:`RhoRange` of the space within the budgets; :class:`DeepMADInfeasible` when no sample
         meets them."""

@@ -78,11 +78,8 @@ class DeepMAD(Strategy):
         Raises :class:`DeepMADInfeasible` (naming the limits and the rho range the space reaches) when the
         program has no design."""
         route = route_of(space, self.input_size)
-        rho = self.rho
-        if rho is None:
-            rho = route.default_rho(None if route.family_rho is not None else
-                                    route.rho_range(flops=self.flops, params=self.params, alpha=self.alpha,
-                                                    beta=self.beta, convention=self.convention))
+        rho = route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha, beta=self.beta,
+                                convention=self.convention)
         self.result, self.designs = route.solve(flops=self.flops, params=self.params, rho=rho, alpha=self.alpha,
                                                 beta=self.beta, convention=self.convention, top_k=self.top_k,
                                                 time_limit=self.time_limit)
