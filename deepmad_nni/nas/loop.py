@@ -116,7 +116,3 @@ class EvaluationLoop(Strategy):
         proposal.metric = metric_value(event.model.metric)
         self.history.append(proposal)
         self._finished(proposal)
-
-    def best(self) -> Proposal | None:
-        scored = [p for p in self.history if p.metric is not None]
-        return max(scored, key=lambda p: p.metric) if scored else None
