@@ -30,6 +30,9 @@ class RhoRange:
     high: float
     exact: bool
 
+    def clip(self, rho: float) -> float:
+        return min(max(rho, self.low), self.high)
+
     def __str__(self) -> str:
         how = "exact" if self.exact else "estimated"
         return f"rho {self.low:.4g}-{self.high:.4g} ({how})"
