@@ -179,3 +179,46 @@ def test_bad_settings_name_the_setting():
         assert record.note.startswith("stopped by DeepMADInfeasible") and "flops" in record.note
         assert not record.candidates
     del DeepMADInfeasible
+
+
+@pytest.mark.skipif(os.environ.get("DEEPMAD_SKIP_TS") == "1", reason="DEEPMAD_SKIP_TS=1: no NNI manager run")
+def test_optuna_on_nni_default_engine_shows_hyperparameters_per_trial(tmp_path, monkeypatch):
+    """NNI's default (ts) engine: the web UI's trial parameters hold each trial's rho_0, alpha, beta and
+    figures; the study is a SQLite file in the experiment's directory."""
+    import socket
+
+    import optuna
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+
+    from deepmad_nni import DeepMADOptuna
+    from deepmad_nni.nas.evaluators import report_params
+    from deepmad_nni.nas.optuna_strategy import DB_NAME
+    from deepmad_nni.nas.trial_info import INFO_KEY, design_sample
+    from search_spaces import get_space
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path / "nni-config"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = NasExperimentConfig("ts", "simplified", "local")
+    config.experiment_working_directory = str(tmp_path)
+    config.max_trial_number, config.trial_concurrency = 3, 1
+    config.training_service.use_active_gpu = False
+    strategy = DeepMADOptuna(flops=150e6, defaults=1, seed=0)
+    exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(report_params), strategy, config)
+    try:
+        exp.run(port=port)
+        jobs = exp.list_trial_jobs()
+    finally:
+        exp.stop()
+    shown = [j.hyperParameters[0].parameters["sample"] for j in jobs]
+    assert len(shown) == 3 and len({json.dumps(design_sample(s), sort_keys=True) for s in shown}) == 3
+    for sample in shown:
+        info = sample[INFO_KEY]
+        assert {"trial", "rho0", "alpha", "beta", "objective", "entropy", "rho", "flops", "params"} <= set(info)
+        assert info["flops"] <= 150e6 and info["rho"] <= info["rho0"] * (1 + 1e-9)
+    db = tmp_path / exp.id / DB_NAME
+    assert db.is_file()
+    study = optuna.load_study(study_name=strategy.study_name, storage=f"sqlite:///{db}")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["rho_0"] for t in done) == pytest.approx(sorted(s[INFO_KEY]["rho0"] for s in shown))

@@ -18,6 +18,7 @@ from deepmad_nni.core import Program, score, to_structure  # noqa: E402
 from deepmad_nni.nas.export import frozen_model, load_sample, sample_json  # noqa: E402
 from deepmad_nni.nas.export import to_structure as export_structure  # noqa: E402
 from deepmad_nni.nas.strategy import DeepMAD  # noqa: E402
+from deepmad_nni.nas.trial_info import INFO_KEY, design_sample  # noqa: E402
 from search_spaces import CONFIGS, get_space  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
@@ -30,7 +31,23 @@ def _count_params(model):
 def _run(strategy, space, max_models=10):
     strategy(SimplifiedModelSpace.from_model(space, FunctionalEvaluator(_count_params)),
              SequentialExecutionEngine(max_model_count=max_models))
-    return [m.sample for m in strategy.list_models(sort=False)]
+    return [design_sample(m.sample) for m in strategy.list_models(sort=False)]
+
+
+def test_submitted_samples_carry_rho0_and_figures_beside_the_labels():
+    strategy = DeepMAD(flops=150e6, top_k=2)
+    space = get_space("resnet-basic-cifar-small")
+    strategy(SimplifiedModelSpace.from_model(space, FunctionalEvaluator(_count_params)),
+             SequentialExecutionEngine(max_model_count=2))
+    models = list(strategy.list_models(sort=False))
+    for rank, (model, design) in enumerate(zip(models, strategy.designs)):
+        info = model.sample[INFO_KEY]
+        assert design_sample(model.sample) == design.sample
+        assert info["rank"] == rank and info["rho0"] == strategy.rho_used == 0.3 and info["beta"] == 10.0
+        assert info["objective"] == pytest.approx(design.score.objective)
+        assert (info["flops"], info["params"]) == (design.score.flops, design.score.params)
+        assert model.metric == float(design.score.params)     # the labels alone built the network
+    json.dumps([m.sample for m in models])                      # what NNI's manager stores for the web UI
 
 
 def _brute_force(name, **constraints):
@@ -92,7 +109,7 @@ def test_resume_through_state_dict():
     second.load_state_dict(state)
     second.solve = None                       # resuming must not solve again
     second.run()
-    resumed = [m.sample for m in second.list_models(sort=False)]
+    resumed = [design_sample(m.sample) for m in second.list_models(sort=False)]
     assert resumed == [d["sample"] for d in state["designs"][1:]]
 
 
@@ -125,7 +142,7 @@ def test_sample_json_file(tmp_path):
 
 def test_bad_input():
     for kwargs, match in [({"rho": 0}, "rho"), ({"rho": -1}, "rho"), ({"flops": "many"}, "flops"),
-                          ({"convention": "tinynas"}, "convention"), ({"top_k": 0}, "top_k"),
+                          ({"convention": "tiny-nas"}, "convention"), ({"top_k": 0}, "top_k"),
                           ({"beta": -1}, "beta"), ({"alpha": ["x"]}, "alpha"),
                           ({"time_limit": 0}, "time_limit"), ({"input_size": (1, 3)}, "input_size")]:
         with pytest.raises(ValueError, match=match):
@@ -174,7 +191,7 @@ def test_nas_experiment_sequential_drop_in(tmp_path):
     exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(_count_params), strategy, config)
     try:
         exp.run()
-        top = exp.export_top_models(top_k=2, formatter="dict")
+        top = [design_sample(s) for s in exp.export_top_models(top_k=2, formatter="dict")]
     finally:
         exp.stop()
     assert sorted(json.dumps(s, sort_keys=True) for s in top) == \
@@ -210,9 +227,12 @@ def test_nas_experiment_default_ts_engine(tmp_path, monkeypatch):
     exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(report_params), strategy, config)
     try:
         exp.run(port=port)
-        top = exp.export_top_models(top_k=2, formatter="dict")
+        top = [design_sample(s) for s in exp.export_top_models(top_k=2, formatter="dict")]
+        jobs = exp.list_trial_jobs()      # what the web UI shows: each trial's parameters hold the sample
     finally:
         exp.stop()
+    shown = [j.hyperParameters[0].parameters["sample"][INFO_KEY] for j in jobs]
+    assert sorted(i["rank"] for i in shown) == [0, 1] and all(i["rho0"] == 0.3 and "objective" in i for i in shown)
     assert sorted(json.dumps(s, sort_keys=True) for s in top) == \
         sorted(json.dumps(d.sample, sort_keys=True) for d in strategy.designs)
     assert all(d.metric == float(score(CONFIGS["resnet-basic-cifar-small"].architecture_of_sample(d.sample)).params)

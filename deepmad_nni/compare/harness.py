@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
+from ..nas.trial_info import design_sample
 from .records import Candidate, RunRecord
 
 
@@ -93,7 +94,7 @@ def _harness_evaluator(problem, clock, out):
         """Evaluates a frozen sample with the problem's evaluator and reports its accuracy to NNI."""
 
         def _execute(self, model):
-            cand = _evaluate(problem, dict(model.sample), clock, out)
+            cand = _evaluate(problem, design_sample(model.sample), clock, out)
             nni.report_final_result(cand.accuracy)
             return cand.accuracy
 
@@ -113,7 +114,7 @@ def run_nni_strategy(problem, name: str, strategy, *, n_max: int, seed: int) -> 
     t0 = time.perf_counter()
 
     def within_budget(model) -> bool:
-        ok = problem.within_budget(dict(model.sample))
+        ok = problem.within_budget(design_sample(model.sample))
         rejected[0] += not ok
         return ok
 

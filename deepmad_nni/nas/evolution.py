@@ -56,6 +56,10 @@ class DeepMADEvolution(EvaluationLoop):
         return dict(flops=self.flops, params=self.params, rho=self.rho, alpha=self.alpha, beta=self.beta,
                     convention=self.convention)
 
+    def _settings(self) -> dict:
+        """The hyperparameters a trial shows (:mod:`.trial_info`)."""
+        return {"rho0": self.rho, "alpha": None if self.alpha is None else list(self.alpha), "beta": self.beta}
+
     def _prepare(self) -> None:
         self.rho = self.route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha,
                                           beta=self.beta, convention=self.convention)
@@ -69,7 +73,7 @@ class DeepMADEvolution(EvaluationLoop):
         for rec in self._seeds:
             key = self.route.network(rec.sample)
             if key not in done:
-                return Proposal(rec.sample, key, rec.score, "program", {"status": rec.status})
+                return Proposal(rec.sample, key, rec.score, "program", {"status": rec.status, **self._settings()})
         population = [p for p in self.history[-self.population_size:] if p.metric is not None]
         if not population:
             return None
@@ -81,7 +85,7 @@ class DeepMADEvolution(EvaluationLoop):
                 ranked = ranked_mutants(self.route, [parent.sample], done, pairs=pairs, **self._program())
                 if ranked:
                     score, sample, key = ranked[0]
-                    return Proposal(sample, key, score, "mutation", {"parent": parent.network})
+                    return Proposal(sample, key, score, "mutation", {"parent": parent.network, **self._settings()})
         return None
 
     def state_dict(self) -> dict:

@@ -4,7 +4,8 @@ Propose one design at a time, freeze and submit it to NNI's engine while a worke
 hear its metric back through the engine's TrainingEnd event (so the sequential engine and NNI's default
 engine with concurrent trials both work).  A subclass implements ``_prepare`` (once, before the first
 proposal), ``_propose`` (the next design: a :class:`Proposal`, or None when it has none) and ``_finished``.
-Designs are keyed by network (:meth:`deepmad_nni.nas.route._Route.network`): two samples that build the
+The submitted sample carries the proposal's hyperparameters and figures (:mod:`.trial_info`), so NNI's
+web UI shows them with the trial's parameters.  Designs are keyed by network (:meth:`deepmad_nni.nas.route._Route.network`): two samples that build the
 same network are one design.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from nni.nas.strategy import Strategy
 
 from deepmad_nni.core.program import positive_number
 from deepmad_nni.core.score import Score
+
+from .trial_info import annotated
 
 _logger = logging.getLogger(__name__)
 
@@ -104,7 +107,8 @@ class EvaluationLoop(Strategy):
                 _logger.warning("%s has no new design to propose after %d evaluations; stopping.",
                                 type(self).__name__, len(self.history))
                 break
-            model = self.model_space.freeze(proposal.sample)
+            model = self.model_space.freeze(annotated(proposal.sample, proposal.score, source=proposal.source,
+                                                      **proposal.info))
             self._running[model] = proposal
             self.engine.submit_models(model)
         self.engine.wait_models()

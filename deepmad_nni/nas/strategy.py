@@ -24,6 +24,7 @@ from deepmad_nni.core.program import non_negative_number, non_negative_weights, 
 from deepmad_nni.core.score import CONVENTIONS
 
 from .route import DeepMADInfeasible, DesignRecord, infeasible_message, route_of
+from .trial_info import annotated
 
 _logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class DeepMAD(Strategy):
         self.input_size = tuple(input_size) if input_size is not None else None
         self.designs: list[DesignRecord] = []
         self.result = None          # the solver's core DesignResult
+        self.rho_used = self.rho    # rho_0 the designs were solved under (resolved by solve())
         self._submitted = 0
 
     def extra_repr(self) -> str:
@@ -80,6 +82,7 @@ class DeepMAD(Strategy):
         route = route_of(space, self.input_size)
         rho = route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha, beta=self.beta,
                                 convention=self.convention)
+        self.rho_used = rho
         self.result, self.designs = route.solve(flops=self.flops, params=self.params, rho=rho, alpha=self.alpha,
                                                 beta=self.beta, convention=self.convention, top_k=self.top_k,
                                                 time_limit=self.time_limit)
@@ -95,10 +98,12 @@ class DeepMAD(Strategy):
             _logger.info("DeepMAD: %s, %s; submitting %d design(s).", self.result.status, self.result.message,
                          len(self.designs))
         models = []
-        for record in self.designs[self._submitted:]:
+        for rank, record in enumerate(self.designs[self._submitted:], start=self._submitted):
             if not self.wait_for_resource():
                 break
-            model = self.model_space.freeze(record.sample)
+            model = self.model_space.freeze(annotated(record.sample, record.score, source="program", rank=rank,
+                                                      rho0=self.rho_used, alpha=self.alpha, beta=self.beta,
+                                                      status=record.status))
             self.engine.submit_models(model)
             models.append((record, model))
             self._submitted += 1
@@ -109,8 +114,9 @@ class DeepMAD(Strategy):
 
     # -- checkpointing ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"designs": [d.to_dict() for d in self.designs], "submitted": self._submitted}
+        return {"designs": [d.to_dict() for d in self.designs], "submitted": self._submitted, "rho0": self.rho_used}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.designs = [DesignRecord.from_dict(d) for d in state_dict.get("designs", [])]
         self._submitted = int(state_dict.get("submitted", 0))
+        self.rho_used = state_dict.get("rho0", self.rho_used)
