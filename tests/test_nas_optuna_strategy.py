@@ -185,25 +185,17 @@ def test_bad_settings_name_the_setting():
 def test_optuna_on_nni_default_engine_shows_hyperparameters_per_trial(tmp_path, monkeypatch):
     """NNI's default (ts) engine: the web UI's trial parameters hold each trial's rho_0, alpha, beta and
     figures; the study is a SQLite file in the experiment's directory."""
-    import socket
-
     import optuna
     from nni.nas.evaluator import FunctionalEvaluator
-    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+    from nni.nas.experiment import NasExperiment
 
     from deepmad_nni import DeepMADOptuna
     from deepmad_nni.nas.evaluators import report_params
     from deepmad_nni.nas.optuna_strategy import DB_NAME
     from deepmad_nni.nas.trial_info import INFO_KEY, design_sample
     from search_spaces import get_space
-    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path / "nni-config"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = NasExperimentConfig("ts", "simplified", "local")
-    config.experiment_working_directory = str(tmp_path)
-    config.max_trial_number, config.trial_concurrency = 3, 1
-    config.training_service.use_active_gpu = False
+    from nni_ts import ts_config
+    config, port = ts_config(tmp_path, monkeypatch, max_trial_number=3)
     strategy = DeepMADOptuna(flops=150e6, defaults=1, seed=0)
     exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(report_params), strategy, config)
     try:

@@ -210,18 +210,9 @@ def test_nas_bench_macro_space_uses_the_core_family():
 
 @pytest.mark.skipif(os.environ.get("DEEPMAD_SKIP_TS") == "1", reason="DEEPMAD_SKIP_TS=1: no NNI manager run")
 def test_nas_experiment_default_ts_engine(tmp_path, monkeypatch):
-    import socket
-
-    from nni.nas.experiment import NasExperiment, NasExperimentConfig
-    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path / "nni-config"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = NasExperimentConfig("ts", "simplified", "local")
-    config.experiment_working_directory = str(tmp_path)
-    config.max_trial_number = 2
-    config.trial_concurrency = 1
-    config.training_service.use_active_gpu = False
+    from nni.nas.experiment import NasExperiment
+    from nni_ts import ts_config
+    config, port = ts_config(tmp_path, monkeypatch, max_trial_number=2)
     strategy = DeepMAD(flops=150e6, top_k=2)
     from deepmad_nni.nas.evaluators import report_params   # importable by the trial processes
     exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(report_params), strategy, config)
