@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..core import FAMILIES, PRESETS, get_family, get_preset, solve, to_structure
+from ..core.score import CONVENTIONS
 from .report import print_design, result_json
 
 
@@ -18,8 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rho", type=float, help="effectiveness bound rho_0 (default: the preset's or family's)")
     p.add_argument("--alpha", type=float, nargs="+", help="stage weights alpha_i, one per stage")
     p.add_argument("--beta", type=float, default=10.0, help="depth-penalty weight beta (default 10)")
-    p.add_argument("--convention", choices=["official", "paper"], default="official",
-                   help="entropy scale 1/2 and TinyNAS rules (official, default) or the paper's Eq. 4 (paper)")
+    p.add_argument("--convention", choices=list(CONVENTIONS), default="official",
+                   help="entropy scale 1/2 and TinyNAS rules (official, default), the paper's Eq. 4 (paper), or "
+                        "official with the TinyNAS code's SE quirk, log(r^2) = 0 from the first SE block on "
+                        "(tinynas: its published scores)")
     p.add_argument("--top-k", type=int, default=1, help="number of distinct designs to return")
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds to search for a better design and a tighter bound (default: the quick solve, "

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..core import from_structure, parse_structure_text, score
+from ..core.score import CONVENTIONS
 from .report import figures, score_json, stage_table
 
 
@@ -17,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--alpha", type=float, nargs="+", help="stage weights (default 1, ..., 1, 8)")
     p.add_argument("--beta", type=float, default=10.0)
-    p.add_argument("--convention", choices=["official", "paper"], default="official")
+    p.add_argument("--convention", choices=list(CONVENTIONS), default="official",
+                   help="official (default), paper, or tinynas (official with the TinyNAS code's SE quirk: "
+                        "the scores it published)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .program import Program
+from .score import convention_rules
 from .result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL, Design, DesignResult
 from .evolution import evolve
 from .continuous import relaxable
@@ -154,7 +155,7 @@ def _counted_slots(program: Program):
         if len(flags) > 1:
             return None
         rep.append(flags.pop())
-    if program.convention == "official":
+    if convention_rules(program.convention).entry_depths:
         first = next((j for j, r in enumerate(rep) if r), None)
         if first is None:
             return None

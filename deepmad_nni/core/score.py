@@ -2,14 +2,21 @@
 
 Conventions (see the package README, "Conventions"):
 
+* three conventions (:data:`CONVENTION_RULES`): ``"official"`` (the TinyNAS code's formulas at the real
+  feature-map sizes), ``"paper"`` (the paper's Eq. 4) and ``"tinynas"`` (``"official"`` with the TinyNAS
+  code's SE quirk, to reproduce its published scores exactly);
 * entropy of the prefix network ending at stage i (paper Eq. 4 and guideline 1):
-  ``H_i = s * log(r_i^2 * c_i) * sum_{l <= end of stage i} log(w_l)``, with ``s = 1/2`` under the
-  ``"official"`` convention (the TinyNAS code) and ``s = 1`` under ``"paper"``;
-* effectiveness (Proposition 1): ``rho = L / exp(mean log w_l)``; ``"official"`` takes the maximum over
-  the stage prefixes, ``"paper"`` the whole network;
-* depth penalty (guideline 2): ``Q = exp(std(depths))``; ``"official"`` uses the depth ``L`` of every
-  repeated stage entry and, like the TinyNAS code, drops the first two when the first is a bottleneck;
-  ``"paper"`` uses per-stage depths in blocks;
+  ``H_i = s * log(r_i^2 * c_i) * sum_{l <= end of stage i} log(w_l)``, with ``s = 1/2`` under
+  ``"official"`` and ``"tinynas"`` and ``s = 1`` under ``"paper"``.  ``r_i`` is stage i's output
+  resolution, except under ``"tinynas"``: the TinyNAS code's SE block reports an output resolution of 1
+  (``SE.get_output_resolution``), so from the first ``mbconv_se`` stage entry on every ``r_i`` is 1 and
+  ``log(r_i^2) = 0`` (the score of the released deepmad-29M-224 structure: 11915.37 under ``"tinynas"``,
+  19135.93 under ``"official"``); families without SE score the same under both;
+* effectiveness (Proposition 1): ``rho = L / exp(mean log w_l)``; ``"official"`` and ``"tinynas"`` take
+  the maximum over the stage prefixes, ``"paper"`` the whole network;
+* depth penalty (guideline 2): ``Q = exp(std(depths))``; ``"official"`` and ``"tinynas"`` use the depth
+  ``L`` of every repeated stage entry and, like the TinyNAS code, drop the first two when the first is a
+  bottleneck; ``"paper"`` uses per-stage depths in blocks;
 * objective: ``sum_i alpha_i H_i - beta * Q``;
 * FLOPs are multiply-accumulates of every conv and of the classifier at the input resolution (no
   BatchNorm, activation or bias terms); params are conv weights, conv biases, BatchNorm affine
@@ -25,7 +32,58 @@ import numpy as np
 
 from .arch import REPEATABLE, Architecture
 
-CONVENTIONS = {"official": 0.5, "paper": 1.0}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a convention reads the program (module docstring)."""
+
+    s: float                 # entropy scale: H_i = s * log(r_i^2 c_i) * sum log(w_l)
+    prefix_rho: bool         # rho is the maximum over the stage prefixes (else the whole network's)
+    entry_depths: bool       # Q over each repeated stage entry's depth, TinyNAS's bottleneck rule (else per stage)
+    se_resolution_one: bool  # an SE block reports output resolution 1 (the TinyNAS code's quirk)
+
+
+CONVENTION_RULES: dict[str, Convention] = {
+    "official": Convention(s=0.5, prefix_rho=True, entry_depths=True, se_resolution_one=False),
+    "paper": Convention(s=1.0, prefix_rho=False, entry_depths=False, se_resolution_one=False),
+    "tinynas": Convention(s=0.5, prefix_rho=True, entry_depths=True, se_resolution_one=True),
+}
+CONVENTIONS = {name: c.s for name, c in CONVENTION_RULES.items()}   # convention -> entropy scale s
+
+
+def convention_rules(convention: str) -> Convention:
+    """The :class:`Convention` named ``convention``; a ValueError naming the choices otherwise."""
+    if convention not in CONVENTION_RULES:
+        raise ValueError(f"convention must be one of {sorted(CONVENTION_RULES)}, but got {convention!r}.")
+    return CONVENTION_RULES[convention]
+
+
+def entropy_resolutions(resolutions, se, convention: str) -> tuple[int, ...]:
+    """The resolutions the entropy reads, per stage entry (or family slot): ``resolutions`` (the entries'
+    output resolutions) unchanged, or under a convention with ``se_resolution_one`` 1 from the first entry
+    with ``se`` true on.  An ``se`` of None (a slot that may or may not be SE) is a ValueError there."""
+    if not convention_rules(convention).se_resolution_one:
+        return tuple(resolutions)
+    out, seen = [], False
+    for j, (r, flag) in enumerate(zip(resolutions, se)):
+        if flag is None and not seen:
+            raise ValueError(f"The {convention!r} convention needs to know whether entry {j} has SE blocks, "
+                             "but its options mix SE and non-SE blocks.")
+        seen = seen or bool(flag)
+        out.append(1 if seen else r)
+    return tuple(out)
+
+
+def family_entropy_resolutions(family, convention: str) -> tuple[int, ...]:
+    """:func:`entropy_resolutions` of a :class:`~deepmad_nni.core.family.Family`'s slots (output resolution of
+    each slot; SE when all of a slot's ops are ``mbconv_se``, None when only some are)."""
+    res, r = [], family.resolution
+    for slot in family.slots:
+        r = -(-r // slot.stride)
+        res.append(r)
+    flags = [{op.block == "mbconv_se" for op in slot.ops} for slot in family.slots]
+    return entropy_resolutions(res, [f.pop() if len(f) == 1 else None for f in flags], convention)
 
 
 @dataclass(frozen=True)
@@ -37,11 +95,12 @@ class StageSplit:
     resolutions: tuple[int, ...]     # r_i, output resolution of stage i
 
 
-def stage_split(arch: Architecture) -> StageSplit:
+def stage_split(arch: Architecture, convention: str = "official") -> StageSplit:
+    """The stages of ``arch``; their resolutions are the ones ``convention``'s entropy reads."""
     starts = [i for i, st in enumerate(arch.stages) if i > 0 and st.stride == 2]
     ends = tuple(s - 1 for s in starts) + (len(arch.stages) - 1,)
-    return StageSplit(ends, tuple(arch.stages[e].c_out for e in ends),
-                      tuple(arch.stage_resolutions[e] for e in ends))
+    res = entropy_resolutions(arch.stage_resolutions, [st.block == "mbconv_se" for st in arch.stages], convention)
+    return StageSplit(ends, tuple(arch.stages[e].c_out for e in ends), tuple(res[e] for e in ends))
 
 
 def default_alpha(num_stages: int) -> tuple[float, ...]:
@@ -80,7 +139,7 @@ def count_params(arch: Architecture) -> int:
 
 def penalised_depths(arch: Architecture, convention: str) -> tuple[int, ...]:
     """The depths Q is taken over (see the module docstring)."""
-    if convention == "official":
+    if convention_rules(convention).entry_depths:
         reps = [st for st in arch.stages if st.block in REPEATABLE]
         depths = [st.depth for st in reps]
         if reps and reps[0].block == "bottleneck":
@@ -103,20 +162,19 @@ def depth_penalty(depths) -> float:
 
 def score(arch: Architecture, *, alpha=None, beta: float = 10.0, convention: str = "official") -> Score:
     """Entropy, effectiveness rho, Q, objective, FLOPs and params of ``arch`` (see module docstring)."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
-    split = stage_split(arch)
+    rules = convention_rules(convention)
+    split = stage_split(arch, convention)
     alpha = default_alpha(len(split.ends)) if alpha is None else tuple(float(a) for a in alpha)
     if len(alpha) != len(split.ends):
         raise ValueError(f"alpha must have one weight per stage ({len(split.ends)}), but got {len(alpha)}.")
     logw = main_log_widths(arch)
-    s = CONVENTIONS[convention]
+    s = rules.s
     stage_h, rhos = [], []
     for end, c, r in zip(split.ends, split.channels, split.resolutions):
         lw = np.concatenate(logw[:end + 1])
         stage_h.append(s * math.log(r * r * c) * float(lw.sum()))
         rhos.append(len(lw) / math.exp(float(lw.mean())))
-    rho = max(rhos) if convention == "official" else rhos[-1]
+    rho = max(rhos) if rules.prefix_rho else rhos[-1]
     entropy = float(np.dot(alpha, stage_h))
     depths = penalised_depths(arch, convention)
     q = depth_penalty(depths)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .arch import REPEATABLE
 from .program import Program
-from .score import CONVENTIONS
+from .score import CONVENTIONS, convention_rules, family_entropy_resolutions
 from .terms import block_terms
 
 
@@ -40,6 +40,7 @@ def build_slot_tables(program: Program) -> list[SlotTable]:
     n = len(fam.slots)
     ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
     stage_of_end = {e: i for i, e in enumerate(ends)}
+    area_res = family_entropy_resolutions(fam, program.convention)   # the r_i the entropy reads
     slots, r = [], fam.resolution
     prev_widths = np.array([fam.in_channels])
     for j, slot in enumerate(fam.slots):
@@ -66,7 +67,7 @@ def build_slot_tables(program: Program) -> list[SlotTable]:
         lmin = np.array([d.min() for d in depths])[cb["op"]]
         lmax = np.array([d.max() for d in depths])[cb["op"]]
         if j in stage_of_end:
-            delta = s * program.alpha[stage_of_end[j]] * np.log(r_out * r_out * widths.astype(float))
+            delta = s * program.alpha[stage_of_end[j]] * np.log(area_res[j] ** 2 * widths.astype(float))
         else:
             delta = np.zeros(len(widths))
         by_co = [np.flatnonzero(co == k) for k in range(len(widths))]
@@ -99,7 +100,9 @@ class BatchScorer:
         self.repeatable = [np.array([o.block in REPEATABLE for o in s.ops]) for s in fam.slots]
         self.bottleneck = [np.array([o.block == "bottleneck" for o in s.ops]) for s in fam.slots]
         self.s = CONVENTIONS[program.convention]
-        self.area = np.array([self.res[e] ** 2 for e in self.ends], float)
+        self.rules = convention_rules(program.convention)
+        area_res = family_entropy_resolutions(fam, program.convention)
+        self.area = np.array([area_res[e] ** 2 for e in self.ends], float)
 
     def column(self, j: int, idx, depth) -> tuple:
         """Features of slot ``j`` for combos ``idx`` at ``depth`` (1-D arrays): t, n, macs, params, width,
@@ -127,9 +130,9 @@ class BatchScorer:
         h = self.s * np.log(self.area[None, :] * width[:, ends]) * s_cum[:, ends]
         entropy = h @ np.array(p.alpha)
         rho_prefix = n_cum[:, ends] / np.exp(s_cum[:, ends] / n_cum[:, ends])
-        rho = rho_prefix.max(axis=1) if p.convention == "official" else rho_prefix[:, -1]
+        rho = rho_prefix.max(axis=1) if self.rules.prefix_rho else rho_prefix[:, -1]
         rows = np.arange(len(t))
-        if p.convention == "official":
+        if self.rules.entry_depths:
             # the TinyNAS code drops the first two repeated entries when the first one is a bottleneck
             rank = np.cumsum(rep, axis=1)
             first = np.argmax(rep, axis=1)
