@@ -214,3 +214,31 @@ def test_optuna_on_nni_default_engine_shows_hyperparameters_per_trial(tmp_path, 
     study = optuna.load_study(study_name=strategy.study_name, storage=f"sqlite:///{db}")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["rho_0"] for t in done) == pytest.approx(sorted(s[INFO_KEY]["rho0"] for s in shown))
+
+
+def test_optuna_goes_on_by_mutation_when_the_program_has_no_new_design():
+    """rho_0 pinned at the lowest rho the space reaches within the budget: the program soon runs out of
+    designs and every further trial evaluates a new mutant of the best evaluated designs."""
+    import nni
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import SimplifiedModelSpace
+
+    from deepmad_nni import DeepMADOptuna
+    from deepmad_nni.nas.route import route_of
+    from deepmad_nni.nas.trial_info import INFO_KEY, design_sample
+    from search_spaces import get_space
+
+    def evaluate(model):
+        nni.report_final_result(float(sum(p.numel() for p in model.parameters())))
+
+    space = get_space("resnet-basic-cifar-small")
+    low = route_of(space).rho_range(flops=150e6).low
+    strategy = DeepMADOptuna(flops=150e6, rho=(low, low * (1 + 1e-9)), defaults=1, candidates=1, seed=0)
+    strategy(SimplifiedModelSpace.from_model(space, FunctionalEvaluator(evaluate)),
+             SequentialExecutionEngine(max_model_count=6))
+    samples = [m.sample for m in strategy.list_models(sort=False)]
+    assert len({json.dumps(design_sample(s), sort_keys=True) for s in samples}) == 6
+    sources = [s[INFO_KEY]["source"] for s in samples]
+    assert sources[0] == "program" and "mutation" in sources
+    assert all(s[INFO_KEY]["flops"] <= 150e6 for s in samples)

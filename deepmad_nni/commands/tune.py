@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..core.score import CONVENTIONS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
@@ -49,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="last-stage entropy weight range, log-uniform (default 1 32)")
     p.add_argument("--alpha-others", nargs=2, type=float, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
                    help="every other stage weight's range, log-uniform (default 0.5 2; equal values fix them)")
-    p.add_argument("--convention", default="official", choices=("official", "paper"))
+    p.add_argument("--convention", default="official", choices=list(CONVENTIONS),
+                   help="DeepMAD's scoring convention (default official; see deepmad-nni design --help)")
     p.add_argument("--time-limit", type=float, default=10.0, help="solver time limit per trial, seconds")
     p.add_argument("--heartbeat", type=int, default=10,
                    help="RDB storages: seconds between heartbeats; a trial silent for 3 beats (a killed worker) "

@@ -142,11 +142,12 @@ class DeepMADOptuna(EvaluationLoop):
             hp = self.ranges.suggest(trial, self.route.num_stages)
             program = dict(flops=self.flops, params=self.params, rho=hp["rho"], alpha=hp["alpha"],
                            beta=hp["beta"], convention=self.convention)
-            top_k = len(self.evaluated) + self.candidates   # the best unevaluated design is among them
+            done = self.evaluated            # one read of the study's table per trial
+            top_k = len(done) + self.candidates   # the best unevaluated design is among them
             result, records = self.route.solve(**program, top_k=top_k, time_limit=self.time_limit)
-            found = self._claim_first(trial, [(r.sample, r.score, "program") for r in records])
+            found = self._claim_first(trial, [(r.sample, r.score, "program") for r in records], done)
             if found is None and self.mutation == "auto":
-                found = self._claim_first(trial, self._mutants(program))
+                found = self._claim_first(trial, self._mutants(program, done), done)
             if found is None:
                 from optuna.trial import TrialState
                 reason = "no unevaluated design" if records else f"solver {result.status}: {result.message}"
@@ -175,8 +176,7 @@ class DeepMADOptuna(EvaluationLoop):
         last = self.study.get_trials(deepcopy=False)[-20:]
         return len(last) == 20 and all(t.state == TrialState.FAIL for t in last)
 
-    def _claim_first(self, trial, options):
-        done = self.evaluated
+    def _claim_first(self, trial, options, done):
         for sample, score, source in options:
             key = self.route.network(sample)
             if key in done or not self.within_budget(score):
@@ -185,14 +185,16 @@ class DeepMADOptuna(EvaluationLoop):
                 return sample, score, key, source
         return None
 
-    def _mutants(self, program):
+    def _mutants(self, program, done):
         """Mutants of the study's three best evaluated designs (any worker's), ranked by this trial's objective."""
         from optuna.trial import TrialState
-        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        parents = [t.user_attrs["sample"] for t in sorted(done, key=lambda t: -t.value)[:3] if "sample" in t.user_attrs]
-        busy = {k for k, e in self._cache.entries().items() if e.state in ("done", "pruned", "running")}
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        parents = [t.user_attrs["sample"] for t in sorted(complete, key=lambda t: -t.value)[:3]
+                   if "sample" in t.user_attrs]
+        from deepmad_nni.optuna_loop._cache import RUNNING
+        busy = {k for k, e in self._cache.entries().items() if e.state == RUNNING}   # claimed by another worker
         for pairs in (False, True):
-            ranked = ranked_mutants(self.route, parents, self.evaluated | busy, pairs=pairs, **program)
+            ranked = ranked_mutants(self.route, parents, done | busy, pairs=pairs, **program)
             if ranked:
                 return [(sample, score, "mutation") for score, sample, _ in ranked]
         return []

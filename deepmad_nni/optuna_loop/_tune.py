@@ -243,8 +243,9 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
         raise ValueError(f"max_evaluations must be a positive integer or None, but got {max_evaluations!r}.")
     if n_trials is None and timeout is None and max_evaluations is None:
         raise ValueError("n_trials, timeout and max_evaluations cannot all be None (the study would never stop).")
-    if convention not in ("official", "paper"):
-        raise ValueError(f"convention must be 'official' or 'paper', but got {convention!r}.")
+    from deepmad_nni.core.score import CONVENTIONS
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
     sampler_obj, pruner_obj = _sampler(sampler, seed, multi_objective), _pruner(pruner)
     computed_rho = ranges.rho is None
     if space is not None:

@@ -21,6 +21,8 @@ import json
 import sys
 import time
 
+from ..core.score import CONVENTIONS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", help="family template name (deepmad_nni FAMILIES)")
@@ -42,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", default=None, help="DeepMAD per-stage entropy weights for the reported objective, "
                    "comma-separated (default: the solver's, 1,...,1,8)")
     p.add_argument("--beta", type=float, default=10.0, help="DeepMAD depth-penalty weight for the objective (10)")
-    p.add_argument("--convention", default="official", choices=("official", "paper"),
+    p.add_argument("--convention", default="official", choices=list(CONVENTIONS),
                    help="DeepMAD scoring convention for the reported figures")
 
 

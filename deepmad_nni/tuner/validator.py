@@ -8,7 +8,7 @@ classArgs (``tuner: {name: DeepMAD, classArgs: {...}}``):
 ``params``        parameter budget
 ``rho``           effectiveness bound rho_0 (> 0), or a list of them: a rho sweep (default: the family's)
 ``alpha``         per-stage entropy weights (default 1, ..., 1, 8); ``beta`` depth-penalty weight (10)
-``convention``    ``official`` (default) or ``paper``
+``convention``    ``official`` (default), ``paper`` or ``tinynas``
 ``top_k``         designs to propose, best first (default 8); after them the tuner reports no more trials
 ``resolution``, ``in_channels``, ``num_classes``: the trials' input and classes (default: the family's)
 ``time_limit``    solver time limit in seconds (default 10)
