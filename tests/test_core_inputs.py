@@ -11,6 +11,8 @@ from deepmad_nni.core.presets import FAMILIES
 @pytest.mark.parametrize("kwargs, name", [
     ({"flops": -1.0}, "flops"), ({"flops": math.nan}, "flops"), ({"params": 0}, "params"),
     ({"params": math.inf}, "params"), ({"rho": 0}, "rho"), ({"rho": -0.3}, "rho"), ({"rho": "x"}, "rho"),
+    ({"flops": True}, "flops"), ({"flops": "4.1e9"}, "flops"), ({"beta": "10"}, "beta"), ({"beta": math.nan}, "beta"),
+    ({"alpha": "11118"}, "alpha"), ({"alpha": (1, 1, 1, 1, True)}, "alpha"), ({"alpha": 8}, "alpha"),
     ({"alpha": (1, 1, 8)}, "alpha"), ({"alpha": (1, 1, 1, 1, -8)}, "alpha"), ({"beta": -1}, "beta"),
     ({"convention": "mine"}, "convention"), ({"top_k": 0}, "top_k"), ({"time_limit": 0}, "time_limit"),
     ({"method": "milp"}, "method"), ({"node_limit": -2}, "node_limit"),
@@ -20,6 +22,12 @@ def test_bad_arguments_name_themselves(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=rf"^{name} must"):
         solve("resnet-bottleneck-224", **args)
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+    res = solve("resnet-bottleneck-224", flops=np.float64(4.1e9), params=np.int64(25_600_000), rho=np.float32(0.3))
+    assert res.success and res.flops <= 4.1e9
 
 
 def test_unknown_family_and_preset():

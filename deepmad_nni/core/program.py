@@ -6,46 +6,45 @@
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .family import Family
 from .score import CONVENTIONS, Score, default_alpha, score
 
 
+def _finite_real(value) -> bool:
+    """A finite real number: not a bool, a string or another type that float() merely converts."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def positive_number(name: str, value, *, allow_none: bool = True):
     """``value`` as a positive finite float (``None`` passes when ``allow_none``); a ValueError naming
-    ``name`` otherwise.  The one check for user-given budgets, bounds and limits across the package."""
+    ``name``, what it must be and what came otherwise.  The one check for user-given budgets, bounds and
+    limits across the package."""
     if value is None and allow_none:
         return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, but got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, but got {value!r}.")
-    return v
+    if not (_finite_real(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number{' or None' if allow_none else ''}, "
+                         f"but got {value!r}.")
+    return float(value)
 
 
 def non_negative_number(name: str, value) -> float:
     """``value`` as a non-negative finite float; a ValueError naming ``name`` otherwise."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a non-negative number, but got {value!r}.") from None
-    if not math.isfinite(v) or v < 0:
+    if not (_finite_real(value) and value >= 0):
         raise ValueError(f"{name} must be a non-negative finite number, but got {value!r}.")
-    return v
+    return float(value)
 
 
 def non_negative_weights(name: str, values) -> tuple[float, ...]:
-    """``values`` as a tuple of non-negative finite floats (stage weights); a ValueError otherwise."""
-    try:
-        out = tuple(float(a) for a in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of non-negative numbers, but got {values!r}.") from None
-    if any(not math.isfinite(a) or a < 0 for a in out):
-        raise ValueError(f"{name} must hold non-negative finite numbers, but got {values!r}.")
-    return out
+    """``values`` (a sequence, not a string) as a tuple of non-negative finite floats (stage weights); a
+    ValueError naming ``name`` otherwise."""
+    items = None if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) else tuple(values)
+    if items is None or not all(_finite_real(a) and a >= 0 for a in items):
+        raise ValueError(f"{name} must be a sequence of non-negative finite numbers, but got {values!r}.")
+    return tuple(float(a) for a in items)
 
 
 @dataclass(frozen=True)

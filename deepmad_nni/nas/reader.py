@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepmad_nni.core.score import CONVENTIONS, Score, default_alpha, depth_penalty
+from deepmad_nni.core.score import CONVENTIONS, Score, depth_penalty
 
+from .space_program import program_weights
 from .trace import UnsupportedModuleError, main_path, trace
 
 __all__ = ["ConvLayer", "FactorTable", "SpaceDescription", "UnsupportedModuleError", "read_space"]
@@ -381,12 +382,7 @@ class SpaceDescription:
     def evaluate(self, sample: dict, *, alpha=None, beta: float = 10.0, convention: str = "official"
                  ) -> Score:
         """DeepMAD's figures of ``sample`` under the core's conventions (:func:`deepmad_nni.core.score`)."""
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, but got {convention!r}.")
-        m = self.num_stages
-        alpha = default_alpha(m) if alpha is None else tuple(alpha)
-        if len(alpha) != m:
-            raise ValueError(f"alpha must have one weight per stage ({m}), but got {len(alpha)}.")
+        alpha, beta = program_weights(self.num_stages, alpha, beta, convention)
         s = CONVENTIONS[convention]
         flops, params, sums, counts, _ = self._totals(sample)
         stage_h, rhos, cum, n = [], [], 0.0, 0
