@@ -13,6 +13,7 @@ The module has exactly the layers :mod:`deepmad_nni.core.arch` documents, so tha
 * classifier: global average pool written as ``x.mean((2, 3))`` (NNI's shape inference has no formula for
   ``adaptive_avg_pool2d`` + ``flatten``) and ``Linear(c_last, num_classes)`` with bias.
 
+The blocks are those of :mod:`deepmad_nni.blocks` (shared with the NNI spaces of ``search_spaces``).
 Activation: ReLU everywhere by default (the official TinyNAS structures use ReLU);
 ``activation="silu"`` (or any ``nn.Module`` class) swaps it in every block, SE included.  The SE gate and
 SiLU carry a shape formula (``_shape_forward``) for NNI's shape inference; a custom activation class needs
@@ -23,24 +24,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .core.arch import Architecture, Stage, se_width
-
-
-
-class _KeepsShape:
-    """Shape formula for NNI's shape inference (it has none for sigmoid / SiLU): output shape = input shape."""
-
-    def _shape_forward(self, x):
-        return x.real_shape
-
-
-class SiLU(_KeepsShape, nn.SiLU):
-    pass
-
-
-class Sigmoid(_KeepsShape, nn.Sigmoid):
-    pass
-
+from .blocks import Basic, Bottleneck, ConvBN, InvertedResidual, SiLU, shortcut
+from .core.arch import Architecture, Stage
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": SiLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish}
 
@@ -48,86 +33,25 @@ ACTIVATIONS = {"relu": nn.ReLU, "silu": SiLU, "relu6": nn.ReLU6, "hardswish": nn
 def _activation_class(activation):
     if activation is None:
         return nn.ReLU
-    if isinstance(activation, str):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or an nn.Module class, "
-                             f"but got {activation!r}.")
+    if isinstance(activation, str) and activation in ACTIVATIONS:
         return ACTIVATIONS[activation]
     if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation
     raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or an nn.Module class, but got {activation!r}.")
 
 
-def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act=None) -> nn.Sequential:
-    """Conv (no bias, 'same' padding) + BatchNorm, then ``act()`` when given."""
-    layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
-    if act is not None:
-        layers.append(act())
-    return nn.Sequential(*layers)
-
-
-def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
-    return nn.Identity() if stride == 1 and c_in == c_out else conv_bn(c_in, c_out, 1, stride)
-
-
-class Residual(nn.Module):
-    """ResNet basic or bottleneck block: ``act(body(x) + shortcut(x))``."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module, act):
-        super().__init__()
-        self.body, self.shortcut, self.act = body, shortcut, act()
-
-    def forward(self, x):
-        return self.act(self.body(x) + self.shortcut(x))
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation: ``x * sigmoid(fc2(act(fc1(mean(x)))))`` with 1x1 convs with bias."""
-
-    def __init__(self, channels: int, hidden: int, act):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
-        self.act = act()
-        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
-        self.gate = Sigmoid()
-
-    def forward(self, x):
-        s = x.mean((2, 3), keepdim=True)
-        return x * self.gate(self.fc2(self.act(self.fc1(s))))
-
-
-class InvertedResidual(nn.Module):
-    """MobileNet-V2 block: 1x1 expand -> depthwise k x k (stride) [-> SE] -> 1x1 project (no activation)."""
-
-    def __init__(self, c_in: int, c_out: int, mid: int, kernel: int, stride: int, se: bool, act):
-        super().__init__()
-        layers = [conv_bn(c_in, mid, 1, act=act), conv_bn(mid, mid, kernel, stride, groups=mid, act=act)]
-        if se:
-            layers.append(SqueezeExcite(mid, se_width(mid), act))
-        layers.append(conv_bn(mid, c_out, 1))
-        self.body = nn.Sequential(*layers)
-        self.use_identity = stride == 1 and c_in == c_out
-
-    def forward(self, x):
-        y = self.body(x)
-        return x + y if self.use_identity else y
-
-
 def build_block(stage: Stage, c_in: int, stride: int, act) -> nn.Module:
     """One block of ``stage`` taking ``c_in`` channels with ``stride`` (the stage's first block or a repeat)."""
     k, c_out, mid = stage.kernel, stage.c_out, stage.mid
     if stage.block == "conv":
-        return conv_bn(c_in, c_out, k, stride, act=act)
+        return ConvBN(c_in, c_out, k, stride, act=act)
     if stage.block == "skip":
-        return _shortcut(c_in, c_out, stride)
+        return shortcut(c_in, c_out, stride)
     if stage.block == "basic":
-        body = nn.Sequential(conv_bn(c_in, c_out, k, stride, act=act), conv_bn(c_out, c_out, k))
-        return Residual(body, _shortcut(c_in, c_out, stride), act)
+        return Basic(c_in, c_out, k, stride, act=act)
     if stage.block == "bottleneck":
-        body = nn.Sequential(conv_bn(c_in, mid, 1, act=act), conv_bn(mid, mid, k, stride, act=act),
-                             conv_bn(mid, c_out, 1))
-        return Residual(body, _shortcut(c_in, c_out, stride), act)
-    return InvertedResidual(c_in, c_out, mid, k, stride, stage.block == "mbconv_se", act)
+        return Bottleneck(c_in, c_out, k, stride, mid=mid, act=act)
+    return InvertedResidual(c_in, c_out, k, stride, mid=mid, se=stage.block == "mbconv_se", act=act)
 
 
 class DeepMADNet(nn.Module):

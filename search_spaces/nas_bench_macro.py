@@ -4,7 +4,8 @@ Eight searchable layers ``layer0`` .. ``layer7`` in stages of 2, 3, 3 layers; ea
 ``[identity, inverted residual k3 e3, inverted residual k5 e6]``, so a sample's value at ``layer{i}`` is the
 ``i``-th character of the benchmark key ('0', '1', '2').  The first layer of a stage has stride 2 and doubles
 the width (32 -> 64 -> 128 -> 256); its identity is a 1x1 stride-2 conv + BN.  Stem 3x3 conv 3->32 + BN +
-ReLU; head 1x1 conv 256->1280 + BN + ReLU, global average pool, Linear(1280, 10).  Convs have no bias.
+ReLU; head 1x1 conv 256->1280 + BN + ReLU, global average pool, Linear(1280, 10).  Convs have no bias; the
+blocks are :mod:`deepmad_nni.blocks`'s (inverted residuals expand the input width: ``mid = e * c_in``).
 
 With ``FlopsProfiler(space, x, count_normalization=False, count_activation=False, count_bias=False)`` and
 ``NumParamsProfiler(space, x)`` (x of shape (1, 3, 32, 32)) the space's counts equal the benchmark's.
@@ -15,6 +16,8 @@ import torch
 from torch import nn
 
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+from deepmad_nni.blocks import ConvBN, InvertedResidual, shortcut
 
 NUM_LAYERS = 8
 STAGE_DEPTHS = (2, 3, 3)
@@ -28,35 +31,6 @@ def label_of_layer(i: int) -> str:
 
 
 LABELS = tuple(label_of_layer(i) for i in range(NUM_LAYERS))
-
-
-def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int, groups: int = 1, relu: bool = True) -> nn.Sequential:
-    layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class InvertedResidual(nn.Module):
-    """MobileNet-V2 block: 1x1 expand to ``c_in * expansion``, depthwise kxk (stride), 1x1 project; the
-    shortcut adds the input when the stride is 1 and the widths agree."""
-
-    def __init__(self, c_in: int, c_out: int, *, kernel: int, expansion: int, stride: int):
-        super().__init__()
-        mid = c_in * expansion
-        self.body = nn.Sequential(_conv_bn(c_in, mid, 1, 1), _conv_bn(mid, mid, kernel, stride, groups=mid),
-                                  _conv_bn(mid, c_out, 1, 1, relu=False))
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return x + y if self.residual else y
-
-
-def _identity(c_in: int, c_out: int, stride: int) -> nn.Module:
-    if stride == 1 and c_in == c_out:
-        return nn.Identity()
-    return _conv_bn(c_in, c_out, 1, stride, relu=False)
 
 
 def layer_shapes() -> list[tuple[int, int, int]]:
@@ -75,16 +49,16 @@ class NasBenchMacroSpace(ModelSpace):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
-        self.stem = _conv_bn(in_channels, STEM_WIDTH, 3, 1)
+        self.stem = ConvBN(in_channels, STEM_WIDTH, 3, act=nn.ReLU)
         layers = []
         for i, (c_in, c_out, stride) in enumerate(layer_shapes()):
             layers.append(LayerChoice([
-                _identity(c_in, c_out, stride),
-                InvertedResidual(c_in, c_out, kernel=3, expansion=3, stride=stride),
-                InvertedResidual(c_in, c_out, kernel=5, expansion=6, stride=stride),
+                shortcut(c_in, c_out, stride),
+                InvertedResidual(c_in, c_out, 3, stride, mid=3 * c_in),
+                InvertedResidual(c_in, c_out, 5, stride, mid=6 * c_in),
             ], label=label_of_layer(i)))
         self.layers = nn.Sequential(*layers)
-        self.head = _conv_bn(layer_shapes()[-1][1], HEAD_WIDTH, 1, 1)
+        self.head = ConvBN(layer_shapes()[-1][1], HEAD_WIDTH, 1, act=nn.ReLU)
         self.classifier = nn.Linear(HEAD_WIDTH, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

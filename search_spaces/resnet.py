@@ -4,6 +4,12 @@ Each preset is a :class:`~search_spaces.staged.SpaceConfig`; ``resnet_space(name
 ModelSpace and ``RESNET_CONFIGS[name].family()`` the equivalent ``deepmad_nni.core`` Family.  The layouts
 follow the core's ResNet families: 3x3 stem, five super-blocks (strides 2, 2, 2, 1, 2 at 224 with a
 stride-2 stem; 1, 2, 2, 1, 2 at 32), no max-pool.  Choice lists are short so spaces build fast.
+
+Names: a space's family is its own (``family().name`` is the space's name), so no space takes the name of a
+different core family (``deepmad_nni.core.FAMILIES``).  The bottleneck spaces once called
+``resnet-bottleneck-224`` / ``resnet-bottleneck-cifar`` (the core's full families of those names: log-spaced
+width grids, depths up to 16 / 12) are ``resnet-bottleneck-lite-224`` / ``resnet-bottleneck-lite-cifar``: two
+widths per stage, depths up to 4 / 3.
 """
 from __future__ import annotations
 
@@ -32,10 +38,10 @@ _D = ((1, 2, 3), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4))
 _D32 = ((1, 2, 3),) * 5
 
 RESNET_CONFIGS = {c.name: c for c in (
-    _bottleneck("resnet-bottleneck-224", 224, 1000, 2, (32, 48), (2, 2, 2, 1, 2), _W224, _M224, _D),
+    _bottleneck("resnet-bottleneck-lite-224", 224, 1000, 2, (32, 48), (2, 2, 2, 1, 2), _W224, _M224, _D),
     _basic("resnet-basic-224", 224, 1000, 2, (32, 48), (2, 2, 2, 1, 2),
            ((64, 96), (128, 160), (192, 256), (320, 384), (448, 512)), _D),
-    _bottleneck("resnet-bottleneck-cifar", 32, 10, 1, (16, 24), (1, 2, 2, 1, 2), _W32, _M32, _D32),
+    _bottleneck("resnet-bottleneck-lite-cifar", 32, 10, 1, (16, 24), (1, 2, 2, 1, 2), _W32, _M32, _D32),
     _basic("resnet-basic-cifar", 32, 10, 1, (16, 24), (1, 2, 2, 1, 2), _W32, _D32),
     # small enough to enumerate (tests, examples)
     _basic("resnet-basic-cifar-small", 32, 10, 1, (16,), (1, 2, 2), ((32, 48), (64, 96), (128, 160)),
@@ -45,7 +51,7 @@ RESNET_CONFIGS = {c.name: c for c in (
 )}
 
 
-def resnet_space(name: str = "resnet-bottleneck-cifar") -> StagedSpace:
+def resnet_space(name: str = "resnet-bottleneck-lite-cifar") -> StagedSpace:
     """The NNI ModelSpace of a ResNet preset (see ``RESNET_CONFIGS``)."""
     if name not in RESNET_CONFIGS:
         raise ValueError(f"name must be one of {sorted(RESNET_CONFIGS)}, but got {name!r}.")

@@ -4,7 +4,9 @@ The space and :meth:`SpaceConfig.family` describe the same set of networks: ever
 architecture of the family and back (``architecture_of_sample`` / ``sample_of_architecture``), and a frozen
 sample has the FLOPs and parameter counts ``deepmad_nni.core.score`` gives its architecture.  Consecutive
 width lists are disjoint and increasing, so guideline 3 (non-decreasing widths) holds for every sample and
-the family needs no width-ratio or bottleneck-ratio filter.
+the family needs no width-ratio or bottleneck-ratio filter.  The blocks are :mod:`deepmad_nni.blocks`'s; the
+disjoint lists also make their shortcut rule (identity only for the same width value or the same ``nni.choice``)
+exact for every sample.
 
 Labels: ``stem_width``, ``s{i}_width``, ``s{i}_depth``, ``s{i}_kernel``, ``s{i}_mid`` (bottleneck width),
 ``s{i}_expansion`` (MBConv expansion of the output width), ``head_width``; i = 1..number of super-blocks.
@@ -18,9 +20,8 @@ import nni
 from nni.nas.nn.pytorch import ModelSpace, MutableLinear, Repeat
 from torch import nn
 
+from deepmad_nni.blocks import Basic, Bottleneck, ConvBN, InvertedResidual
 from deepmad_nni.core import Architecture, Family, Op, Slot, Stage
-
-from .common import Basic, Bottleneck, ConvBN, MBConv
 
 BLOCKS = ("basic", "bottleneck", "mbconv", "mbconv_se")
 
@@ -156,7 +157,7 @@ class StagedSpace(ModelSpace):
         super().__init__()
         self.config = config
         c_in = _value("stem_width", config.stem_widths)
-        self.stem = ConvBN(3, c_in, 3, config.stem_stride)
+        self.stem = ConvBN(3, c_in, 3, config.stem_stride, act=nn.ReLU)
         stages = []
         for i, s in enumerate(config.stages, start=1):
             c_out = _value(f"s{i}_width", s.widths)
@@ -174,7 +175,7 @@ class StagedSpace(ModelSpace):
         self.head = None
         if config.head_widths:
             head = _value("head_width", config.head_widths)
-            self.head = ConvBN(c_in, head, 1)
+            self.head = ConvBN(c_in, head, 1, act=nn.ReLU)
             c_in = head
         self.fc = MutableLinear(c_in, config.num_classes)
 
@@ -202,6 +203,6 @@ def _builder(block, c_in, c_out, kernel, stride, mid):
         if block == "basic":
             return Basic(cin, c_out, kernel, st)
         if block == "bottleneck":
-            return Bottleneck(cin, c_out, kernel, st, mid)
-        return MBConv(cin, c_out, kernel, st, mid, se=block == "mbconv_se")
+            return Bottleneck(cin, c_out, kernel, st, mid=mid)
+        return InvertedResidual(cin, c_out, kernel, st, mid=mid, se=block == "mbconv_se")
     return build

@@ -90,7 +90,7 @@ def test_oneshot_names_and_skips(macro):
         track = "nas-bench-macro"
     assert "trains nothing" in oneshot_unavailable("darts", Bench())
     with pytest.raises(ValueError, match="space must be"):
-        TrainingProblem(Budget("b", flops=1e6), data=macro.data, space="resnet-bottleneck-224")
+        TrainingProblem(Budget("b", flops=1e6), data=macro.data, space="resnet-bottleneck-lite-224")
 
 
 def test_compare_training_track_on_a_package_space(tmp_path, data, monkeypatch):

@@ -21,7 +21,7 @@ def _samples(desc, n, seed=0):
     return [{k: rng.choice(m.values) for k, m in desc.mutables.items()} for _ in range(n)]
 
 
-@pytest.mark.parametrize("name", ["resnet-bottleneck-cifar", "mbconv-se-224", "resnet-basic-cifar-small"])
+@pytest.mark.parametrize("name", ["resnet-bottleneck-lite-cifar", "mbconv-se-224", "resnet-basic-cifar-small"])
 def test_reader_equals_core_score(name):
     cfg = CONFIGS[name]
     desc = read_space(get_space(name))

@@ -50,3 +50,13 @@ def test_bad_configs_are_rejected():
         SpaceConfig("x", "bottleneck", 32, 10, 1, (16,), (StageChoices(1, (32,), mids=(64,)),))
     with pytest.raises(ValueError, match="space must be one of"):
         get_space("resnet-1000")
+
+
+def test_space_names_never_name_a_different_core_family():
+    from deepmad_nni.core import FAMILIES
+    for name, cfg in CONFIGS.items():
+        assert cfg.family().name == name
+        assert name not in FAMILIES or cfg.family() == FAMILIES[name], name
+    assert "resnet-bottleneck-lite-224" in CONFIGS and "resnet-bottleneck-lite-cifar" in CONFIGS
+    from search_spaces import SPACH_CONFIGS  # no core family: its names must be none of the core's
+    assert not set(SPACH_CONFIGS) & set(FAMILIES)

@@ -30,9 +30,14 @@ BLOCK_TYPES = ("conv", "basic", "bottleneck", "mbconv", "mbconv_se", "skip")
 REPEATABLE = ("basic", "bottleneck", "mbconv", "mbconv_se")
 
 
-def se_width(mid: int) -> int:
-    """Squeeze-and-excitation hidden width: a quarter of ``mid``, rounded down to 8, at least 8."""
-    return max(8, (mid // 4) // 8 * 8)
+def se_width(mid, *, maximum=max):
+    """Squeeze-and-excitation hidden width: a quarter of ``mid``, rounded down to 8, at least 8.
+
+    The one rule for every number type: ``maximum`` is that type's two-argument max (``max`` for ints,
+    ``np.maximum`` for arrays in ``core/terms.py``, ``MutableExpression.max`` for NNI values in
+    ``deepmad_nni/blocks.py``).
+    """
+    return maximum(8, (mid // 4) // 8 * 8)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import arch
+
 
 def se_width(mid):
-    """Vectorised :func:`deepmad_nni.core.arch.se_width`."""
-    return np.maximum(8, (mid // 4) // 8 * 8)
+    """:func:`deepmad_nni.core.arch.se_width` over numpy arrays."""
+    return arch.se_width(mid, maximum=np.maximum)
 
 
 def block_terms(block: str, c_in, c_out, k, mid, stride, r_in, se=se_width):
