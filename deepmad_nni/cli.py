@@ -1,4 +1,4 @@
-"""The ``deepmad-nni`` command line: ``design``, ``score``, ``tune``, ``compare``."""
+"""The ``deepmad-nni`` command line: ``design``, ``score``, ``tune``, ``compare``, ``latency``."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ COMMANDS = {
     "score": "DeepMAD's figures (entropy, rho, Q, FLOPs, params) of a given architecture.",
     "tune": "Tune rho_0, alpha and beta with Optuna against real evaluations.",
     "compare": "Compare DeepMAD with NNI's built-in strategies (quality and GPU-hours).",
+    "latency": "Measure a latency table of a family's units on this machine (for design --latency).",
 }
 
 

@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to search for a better design and a tighter bound (default: the quick solve, "
                         "the rounded continuous relaxation and its bound, well under a second)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latency", type=float, default=None,
+                   help="latency budget in ms, predicted by --latency-table (docs/latency.md)")
+    p.add_argument("--latency-table", default=None,
+                   help="a table from deepmad-nni latency profile; reports each design's predicted latency")
+    p.add_argument("--max-feature-map", type=float, default=None,
+                   help="budget on the largest block input/output tensor, in elements per sample")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the result object as JSON")
     out.add_argument("--export", choices=["tinynas"], help="print the design in the official structure format")
@@ -46,9 +52,24 @@ def run(args) -> int:
     if not (args.json or args.export):
         limit = "quick solve" if args.time_limit is None else f"up to {args.time_limit:g} s"
         print(f"Solving DeepMAD over {family.name} ({limit}) ...", file=sys.stderr)
+    if args.latency is not None and args.latency_table is None:
+        raise ValueError(f"--latency needs --latency-table (a table from deepmad-nni latency profile), but got "
+                         f"--latency {args.latency:g} alone.")
+    for name, value in (("--latency", args.latency), ("--max-feature-map", args.max_feature_map)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number, but got {value!r}.")
+    table = None
+    if args.latency_table is not None:
+        from ..core.latency import LatencyTable
+        try:
+            table = LatencyTable.load(args.latency_table)
+        except ValueError as err:
+            raise ValueError(f"--latency-table: {err}") from None
+    budgets = {} if table is None and args.max_feature_map is None else dict(
+        latency=args.latency, latency_table=table, max_feature_map=args.max_feature_map)
     result = solve(family, flops=flops, params=params, rho=rho, alpha=args.alpha, beta=args.beta,
                    convention=args.convention, top_k=args.top_k, time_limit=args.time_limit, seed=args.seed,
-                   progress=lambda line: print(f"  {line}", file=sys.stderr))
+                   progress=lambda line: print(f"  {line}", file=sys.stderr), **budgets)
     if args.json:
         print(json.dumps(result_json(result), indent=2))
     elif args.export:
@@ -58,4 +79,9 @@ def run(args) -> int:
         print(json.dumps(to_structure(result.architecture), indent=1))
     else:
         print_design(result)
+        for rank, (ms, fm) in enumerate(zip(getattr(result, "latencies", []), getattr(result, "feature_maps", [])), 1):
+            lat = f"predicted latency {ms:.4g} ms" if ms is not None else "no latency table"
+            print(f"design {rank}: {lat}   largest feature map {fm} elements")
+        if table is not None:
+            print(f"latency table: {table.describe()}")
     return 0 if result.designs else 1

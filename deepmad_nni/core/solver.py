@@ -12,7 +12,8 @@ BRUTE_FORCE_MAX = 20000
 
 def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
           top_k: int = 1, time_limit: float | None = None, node_limit: int | None = None, seed: int = 0,
-          method: str = "auto", progress=None) -> DesignResult:
+          method: str = "auto", progress=None, latency=None, latency_table=None,
+          max_feature_map=None) -> DesignResult:
     """Solve the DeepMAD program over ``family`` (a :class:`Family` or a family name).
 
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
@@ -21,7 +22,17 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     with ``time_limit=None``, the quick solve: the rounded relaxation and the bound of its multipliers),
     ``"enumerate"`` (brute force, small families only) or ``"auto"`` (enumerate families of at most
     20,000 designs).
+
+    ``latency`` (ms, predicted by ``latency_table``: a :class:`~deepmad_nni.core.latency.LatencyTable` or its
+    file) and ``max_feature_map`` (elements of the largest block input/output tensor) add budgets through the
+    wrapper of :mod:`deepmad_nni.core.latency_solve`; its result also reports each design's predicted latency.
     """
+    if latency is not None or latency_table is not None or max_feature_map is not None:
+        from .latency_solve import solve_with_budgets
+        return solve_with_budgets(family, latency=latency, latency_table=latency_table,
+                                  max_feature_map=max_feature_map, flops=flops, params=params, rho=rho, alpha=alpha,
+                                  beta=beta, convention=convention, top_k=top_k, time_limit=time_limit,
+                                  node_limit=node_limit, seed=seed, method=method, progress=progress)
     if isinstance(family, str):
         family = get_family(family)
     program = Program.create(family, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,

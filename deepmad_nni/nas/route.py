@@ -168,10 +168,11 @@ class CoreRoute(_Route):
         self.num_stages = self.family.num_stages()
 
     def solve(self, *, flops=None, params=None, rho, alpha=None, beta=10.0, convention="official", top_k=1,
-              time_limit=None):
+              time_limit=None, budgets=None):
+        """``budgets``: latency / latency_table / max_feature_map of :func:`deepmad_nni.core.solve`."""
         from deepmad_nni.core import solve
         result = solve(self.family, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
-                       convention=convention, top_k=top_k, time_limit=time_limit)
+                       convention=convention, top_k=top_k, time_limit=time_limit, **(budgets or {}))
         pairs = [(self.sample_of_architecture(d.architecture), d.score) for d in result.designs]
         return result, self.records(result, pairs)
 
@@ -197,7 +198,11 @@ class ReaderRoute(_Route):
         self.num_stages = self.desc.num_stages
 
     def solve(self, *, flops=None, params=None, rho, alpha=None, beta=10.0, convention="official", top_k=1,
-              time_limit=None):
+              time_limit=None, budgets=None):
+        if budgets:
+            raise ValueError(f"latency and max_feature_map budgets need a space that maps to a core family (the "
+                             f"package's search_spaces, NAS-Bench-Macro), but got {type(self.space).__name__}; "
+                             f"given: {sorted(k for k, v in budgets.items() if v is not None)}.")
         from .solver import solve_space
         result = solve_space(self.desc, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
                              convention=convention, top_k=top_k, time_limit=time_limit, seed=0)

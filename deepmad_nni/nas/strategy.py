@@ -38,7 +38,10 @@ class DeepMAD(Strategy):
     :meth:`deepmad_nni.nas.route._Route.default_rho`); ``alpha`` per-stage entropy weights (default 1, ...,
     1, 8); ``beta`` weight of the depth penalty Q; ``convention`` ``"official"`` or ``"paper"``; ``top_k``;
     ``time_limit`` seconds for the solver (``None``: the quick solve, deterministic); ``input_size``
-    (N, C, H, W) for reading hub spaces (default (1, 3, 224, 224)).
+    (N, C, H, W) for reading hub spaces (default (1, 3, 224, 224)); ``latency`` a budget in ms predicted by
+    ``latency_table`` (a :class:`~deepmad_nni.core.latency.LatencyTable` or its file, from ``deepmad-nni latency
+    profile``) and ``max_feature_map`` (elements of the largest block input/output tensor), on spaces that map
+    to a core family (docs/latency.md).
 
     When the program has no design (a budget no sample meets, a rho_0 below what the space reaches) the
     strategy raises :class:`DeepMADInfeasible` with the reachable range, so the experiment fails with it.
@@ -46,8 +49,16 @@ class DeepMAD(Strategy):
 
     def __init__(self, *, flops=None, params=None, rho=None, alpha=None, beta: float = 10.0,
                  convention: str = "official", top_k: int = 1, time_limit: float | None = None,
-                 input_size=None):
+                 input_size=None, latency=None, latency_table=None, max_feature_map=None):
         super().__init__()
+        self.latency = positive_number("latency", latency)
+        self.max_feature_map = positive_number("max_feature_map", max_feature_map)
+        if self.latency is not None and latency_table is None:
+            raise ValueError("latency needs latency_table (a LatencyTable or a table file), but got None.")
+        if latency_table is not None:
+            from deepmad_nni.core.latency import as_table
+            latency_table = as_table(latency_table)
+        self.latency_table = latency_table
         self.flops = positive_number("flops", flops)
         self.params = positive_number("params", params)
         self.rho = positive_number("rho", rho)
@@ -71,7 +82,9 @@ class DeepMAD(Strategy):
 
     def extra_repr(self) -> str:
         return (f"flops={self.flops}, params={self.params}, rho={self.rho}, alpha={self.alpha}, beta={self.beta}, "
-                f"convention={self.convention!r}, top_k={self.top_k}, time_limit={self.time_limit}")
+                f"convention={self.convention!r}, top_k={self.top_k}, time_limit={self.time_limit}"
+                + (f", latency={self.latency}, max_feature_map={self.max_feature_map}"
+                   if self.latency_table is not None or self.max_feature_map is not None else ""))
 
     # -- solving -------------------------------------------------------------------------------------
     def solve(self, space) -> list[DesignRecord]:
@@ -85,12 +98,17 @@ class DeepMAD(Strategy):
         self.rho_used = rho
         self.result, self.designs = route.solve(flops=self.flops, params=self.params, rho=rho, alpha=self.alpha,
                                                 beta=self.beta, convention=self.convention, top_k=self.top_k,
-                                                time_limit=self.time_limit)
+                                                time_limit=self.time_limit, budgets=self._budgets())
         if not self.designs:
             raise DeepMADInfeasible(infeasible_message(route, self.result, flops=self.flops, params=self.params,
                                                        rho=rho, alpha=self.alpha, beta=self.beta,
                                                        convention=self.convention))
         return self.designs
+
+    def _budgets(self) -> dict | None:
+        if self.latency_table is None and self.max_feature_map is None:
+            return None
+        return {"latency": self.latency, "latency_table": self.latency_table, "max_feature_map": self.max_feature_map}
 
     def _run(self) -> None:
         if not self.designs:

@@ -1,0 +1,130 @@
+"""Latency tables and the latency a table predicts for an architecture.
+
+A :class:`LatencyTable` maps :class:`~deepmad_nni.core.latency_units.Unit` keys to milliseconds measured on one
+device under one set of settings (``settings``: device, device name, batch size, dtype, torch threads, torch
+version, activation, denormals flushed, warm-up and repeats).  ``deepmad-nni latency profile`` writes one
+(:mod:`deepmad_nni.latency_profile`); this module only reads, checks and sums it.
+
+    predicted_latency(arch, table) = sum of the table's entries over arch_units(arch)      (milliseconds)
+
+There is no constant term: the stem and the classifier are units of their own (``conv`` and ``head``), and the
+Python overhead of the containers around the units is not measured (docs/latency.md gives its size).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .arch import Architecture
+from .latency_units import Unit, arch_units
+
+FORMAT = "deepmad-nni latency table"
+VERSION = 1
+# the settings a table belongs to: a table measured under other values of these is another table
+IDENTITY = ("device", "device_name", "batch_size", "dtype", "threads", "torch_version", "activation", "flush_denormal")
+
+
+@dataclass
+class LatencyTable:
+    """Milliseconds per unit key (``entries``) and the settings they were measured under (``settings``)."""
+
+    settings: dict
+    entries: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = [k for k in IDENTITY if k not in self.settings]
+        if missing:
+            raise ValueError(f"LatencyTable.settings must name {list(IDENTITY)}, but {missing} are missing.")
+        for key, ms in self.entries.items():
+            if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms >= 0):
+                raise ValueError(f"latency-table entry {key!r} must be a non-negative number of ms, but got {ms!r}.")
+
+    def __contains__(self, unit: Unit) -> bool:
+        return unit.key() in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def ms(self, unit: Unit) -> float:
+        """The unit's measured milliseconds; a ValueError naming the unit when the table lacks it."""
+        try:
+            return self.entries[unit.key()]
+        except KeyError:
+            coverage = self.settings.get("coverage", {})
+            raise ValueError(f"the latency table has no entry for unit {unit.key()!r} ({len(self.entries)} entries; "
+                             f"profiled families and their MACs bounds: {coverage}); profile the family of this "
+                             "design with deepmad-nni latency profile.") from None
+
+    def max_macs(self, family: str):
+        """The MACs bound ``family`` was profiled under (``--flops``; None: every unit), or None when unprofiled."""
+        return self.settings.get("coverage", {}).get(family)
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"{s['device']} ({s['device_name']}), batch {s['batch_size']}, {s['dtype']}, {s['threads']} "
+                f"thread(s), torch {s['torch_version']}")
+
+    def check(self, expected: dict | None, *, source: str = "the latency table") -> None:
+        """A ValueError naming the first setting of ``expected`` the table was not measured under."""
+        for name, want in (expected or {}).items():
+            have = self.settings.get(name)
+            if have != want:
+                raise ValueError(f"{source} was measured with {name}={have!r}, but {name}={want!r} was asked "
+                                 f"(table settings: {self.describe()}); profile a table for these settings.")
+
+    # -- files -------------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "settings": self.settings, "entries": self.entries}
+
+    def save(self, path) -> None:
+        """Write atomically (a temporary file beside ``path``, then a rename): an interrupted write leaves the
+        previous file intact."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_json(), fh, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path, *, expect: dict | None = None) -> "LatencyTable":
+        """Read a table; ``expect`` (settings, e.g. ``{"device": "cpu", "batch_size": 1}``) must match its own."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"latency table {str(path)!r} does not exist.") from None
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"latency table {str(path)!r} is not readable JSON: {err}.") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{str(path)!r} must be a {FORMAT!r} file (format field), but got "
+                             f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r}.")
+        if data.get("version") != VERSION:
+            raise ValueError(f"latency table {str(path)!r} must have version {VERSION}, but got {data.get('version')!r}.")
+        table = cls(dict(data.get("settings", {})), {str(k): float(v) for k, v in data.get("entries", {}).items()})
+        table.check(expect, source=f"latency table {str(path)!r}")
+        return table
+
+
+def as_table(table) -> LatencyTable:
+    """A :class:`LatencyTable` from a table or the path of one; a ValueError naming ``latency_table`` otherwise."""
+    if isinstance(table, LatencyTable):
+        return table
+    if isinstance(table, (str, os.PathLike)):
+        return LatencyTable.load(table)
+    raise ValueError(f"latency_table must be a LatencyTable or the path of a table file, but got "
+                     f"{type(table).__name__}.")
+
+
+def predicted_latency(arch: Architecture, table: LatencyTable) -> float:
+    """Milliseconds ``table`` predicts for ``arch``: the sum of its entries over :func:`arch_units`."""
+    return float(sum(table.ms(u) for u in arch_units(arch)))

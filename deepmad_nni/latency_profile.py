@@ -1,0 +1,167 @@
+"""Measuring a latency table on this machine: every unit of a family, timed with torch.
+
+:func:`profile` times each :class:`~deepmad_nni.core.latency_units.Unit` the way the built network runs it (the
+modules of :mod:`deepmad_nni.blocks`, eval mode, ``torch.inference_mode``, a random input of the unit's shape at
+the given batch size): ``warmup`` untimed calls, then the median of ``repeats`` timings, each timing the mean of
+enough back-to-back calls to last at least ``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).
+On CUDA every timing is bracketed by ``torch.cuda.synchronize()``.  torch's intra-op threads are pinned
+(``torch.set_num_threads``) for the run and recorded, and denormal floats are flushed to zero
+(``torch.set_flush_denormal``): activations of untrained random networks shrink layer after layer into the
+denormal range, where CPU arithmetic is many times slower than on a trained network's values.
+
+The table is written as it grows (atomically, every ``save_every`` entries, and on any exit), so an interrupted
+profile keeps what it measured; a rerun with the same ``out`` and settings measures only the missing units, and
+a file measured under other settings (:data:`deepmad_nni.core.latency.IDENTITY`) is refused with a ValueError.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .core.latency import IDENTITY, LatencyTable
+from .core.latency_units import Unit, family_units
+
+MIN_TIMING_MS = 1.0
+DEVICES = ("cpu", "cuda")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def settings_of(*, device: str, batch_size: int, threads: int, activation: str = "relu") -> dict:
+    """The identity settings of a table measured here now (device name and torch version read from the machine)."""
+    import torch
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, but got {device!r}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked, but torch.cuda.is_available() is False on this machine.")
+    for name, value in (("batch_size", batch_size), ("threads", threads)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
+    name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+    return {"device": device, "device_name": name, "batch_size": batch_size, "dtype": "float32", "threads": threads,
+            "torch_version": torch.__version__, "activation": activation, "flush_denormal": True}
+
+
+def unit_callable(unit: Unit, *, batch_size: int, device: str):
+    """A no-argument callable running ``unit`` once on a fixed random input (eval mode)."""
+    import torch
+    from torch import nn
+
+    from .blocks import ConvBN, SqueezeExcite
+    x = torch.randn(batch_size, unit.c_in, unit.r_in, unit.r_in, device=device)
+    if unit.kind == "conv":
+        module = ConvBN(unit.c_in, unit.c_out, unit.kernel, unit.stride, groups=unit.groups,
+                        act=nn.ReLU if unit.act else None)
+    elif unit.kind == "se":
+        module = SqueezeExcite(unit.c_in, act=nn.ReLU)
+    elif unit.kind == "head":
+        linear = nn.Linear(unit.c_in, unit.c_out).to(device).eval()
+        return lambda: linear(x.mean((2, 3)))
+    else:   # add: the residual sum (+ ReLU for basic / bottleneck blocks)
+        y, act = torch.randn_like(x), nn.ReLU() if unit.act else None
+        return (lambda: act(x + y)) if act is not None else (lambda: x + y)
+    module = module.to(device).eval()
+    return lambda: module(x)
+
+
+def time_unit(unit: Unit, *, batch_size: int, device: str, warmup: int, repeats: int) -> float:
+    """Milliseconds of one call of ``unit``: median over ``repeats`` timings (module docstring)."""
+    import torch
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        fn = unit_callable(unit, batch_size=batch_size, device=device)
+        for _ in range(max(warmup, 1)):
+            fn()
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        once_ms = (time.perf_counter() - t0) * 1e3
+        inner = max(1, int(MIN_TIMING_MS / max(once_ms, 1e-6)))
+        timings = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            sync()
+            timings.append((time.perf_counter() - t0) * 1e3 / inner)
+    return statistics.median(timings)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, coverage: dict | None = None,
+            save_every: int = 20, report_every: int = 50, progress=_stderr, measure=None) -> LatencyTable:
+    """Measure every unit of ``units`` missing from the table at ``out`` (created when absent) and return it.
+
+    ``settings``: :func:`settings_of`; an existing ``out`` measured under other identity settings is a
+    ValueError.  ``coverage``: {family name: MACs bound or None} recorded with the table.  ``measure``
+    (unit -> ms) replaces the torch timing (tests).  The table is saved every ``save_every`` new entries and on
+    any exit, interruption included; ``progress`` gets a line every ``report_every`` entries."""
+    for name, value in (("warmup", warmup), ("repeats", repeats), ("save_every", save_every),
+                        ("report_every", report_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "warmup" else 1):
+            raise ValueError(f"{name} must be a {'non-negative' if name == 'warmup' else 'positive'} integer, "
+                             f"but got {value!r}.")
+    out = Path(out)
+    identity = {k: settings[k] for k in IDENTITY}
+    if out.exists():
+        table = LatencyTable.load(out, expect=identity)
+    else:
+        table = LatencyTable(dict(identity), {})
+    table.settings.update({"warmup": warmup, "repeats": repeats})
+    table.settings.setdefault("coverage", {})
+    cov = table.settings["coverage"]
+    for fam, bound in (coverage or {}).items():   # None: every unit; a number: units of at most that many MACs
+        cov[fam] = None if bound is None or (fam in cov and cov[fam] is None) else max(bound, cov.get(fam) or 0)
+    todo = [u for u in units if u.key() not in table.entries]
+    skipped = len(units) - len(todo)
+    if measure is None:
+        import torch
+        torch.set_num_threads(settings["threads"])
+        torch.set_flush_denormal(settings["flush_denormal"])
+
+        def measure(u):
+            return time_unit(u, batch_size=settings["batch_size"], device=settings["device"], warmup=warmup,
+                             repeats=repeats)
+    progress(f"latency profile: {len(units)} units, {skipped} already in {out}, {len(todo)} to measure "
+             f"({table.describe()})")
+    t0, done, measured_s = time.perf_counter(), 0, table.settings.get("measured_s", 0.0)
+    try:
+        for done, unit in enumerate(todo, start=1):
+            table.entries[unit.key()] = float(measure(unit))
+            if done % save_every == 0:
+                table.settings["measured_s"] = measured_s + time.perf_counter() - t0
+                table.save(out)
+            if done % report_every == 0 or done == len(todo):
+                el = time.perf_counter() - t0
+                left = el / done * (len(todo) - done)
+                progress(f"  {done}/{len(todo)} units ({100 * done / len(todo):.1f}%), {el:.1f} s elapsed, "
+                         f"~{left:.0f} s left")
+    finally:
+        table.settings["measured_s"] = measured_s + time.perf_counter() - t0
+        table.save(out)
+    return table
+
+
+def profile_family(family, out, *, device: str = "cpu", batch_size: int = 1, threads: int = 1, warmup: int = 3,
+                   repeats: int = 10, max_macs: float | None = None, **kwargs) -> LatencyTable:
+    """:func:`profile` of every unit of ``family`` (:func:`~deepmad_nni.core.latency_units.family_units`; with
+    ``max_macs``, those of at most that many MACs)."""
+    settings = settings_of(device=device, batch_size=batch_size, threads=threads)
+    units = family_units(family, max_macs=max_macs)
+    return profile(units, out, settings=settings, warmup=warmup, repeats=repeats, coverage={family.name: max_macs},
+                   **kwargs)
