@@ -12,6 +12,7 @@ _LAZY = {
     "DeepMAD": ("deepmad_nni.nas.strategy", "DeepMAD"),
     "DeepMADOptuna": ("deepmad_nni.nas.optuna_strategy", "DeepMADOptuna"),
     "DeepMADEvolution": ("deepmad_nni.nas.evolution", "DeepMADEvolution"),
+    "MathNAS": ("deepmad_nni.nas.mathnas", "MathNAS"),
     "analyze": ("deepmad_nni.nas.analyze", "analyze"),
     "DeepMADTuner": ("deepmad_nni.tuner", "DeepMADTuner"),
     "tune": ("deepmad_nni.optuna_loop", "tune"),

@@ -153,6 +153,9 @@ def _unavailable(name, problem) -> str:
     if name == S.DEEPMAD_OPTUNA:
         from .optuna_track import optuna_unavailable
         return optuna_unavailable()
+    if name == S.MATHNAS:
+        from .mathnas_track import mathnas_unavailable
+        return mathnas_unavailable(problem)
     return ""
 
 
@@ -162,6 +165,9 @@ def _run(problem, name, seed, n_max, optuna):
     if name in S.DEEPMAD_LOOPS:
         from .optuna_track import run_deepmad_loop
         return run_deepmad_loop(problem, name, n_max=n_max, seed=seed, **optuna)
+    if name == S.MATHNAS:
+        from .mathnas_track import run_mathnas
+        return run_mathnas(problem, n_max=n_max, seed=seed)
     if name in S.ONESHOT:
         from .oneshot import run_oneshot
         return run_oneshot(problem, name, n_max=n_max, seed=seed)

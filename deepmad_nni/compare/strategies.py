@@ -14,10 +14,11 @@ DEEPMAD = "deepmad"            # top-1 with 0 trained candidates, then top-k (k 
 DEEPMAD_OPTUNA = "deepmad-optuna"  # DeepMADOptuna (NNI strategy): one new DeepMAD design per Optuna trial
 DEEPMAD_EVOLUTION = "deepmad-evolution"  # DeepMADEvolution (NNI strategy): DeepMAD-seeded, objective-ranked mutants
 DEEPMAD_LOOPS = (DEEPMAD_OPTUNA, DEEPMAD_EVOLUTION)
+MATHNAS = "mathnas"  # MathNAS (NNI strategy): per-choice contributions estimated, then the one-hot ILP's k best
 NNI_NAMES = ("random", "grid", "evolution", "tpe", "rl")
 ALL = (DEEPMAD,) + DEEPMAD_LOOPS + NNI_NAMES  # the default list (no one-shot: see ONESHOT)
 ONESHOT = ("darts", "gumbel-darts", "random-oneshot")  # training track only, chosen with --strategies
-KNOWN = ALL + ONESHOT
+KNOWN = ALL + ONESHOT + (MATHNAS,)  # mathnas: benchmark track, chosen with --strategies
 RL_REQUIREMENT = "tianshou==0.5.1 and gym (pip install 'tianshou==0.5.1' gym)"
 
 
@@ -121,6 +122,10 @@ SETTINGS = {
     DEEPMAD_EVOLUTION: "DeepMADEvolution(flops=, params= the budget's, seed=s), other settings its defaults: "
                        "DeepMAD's top designs first, then regularized evolution whose mutants are ranked by "
                        "DeepMAD's objective",
+    MATHNAS: "MathNAS(flops=, params= the budget's, input_size=(1, 3, 32, 32), seed=s), other settings its "
+             "defaults: the swap estimate (a seeded random base within the budget and its single swaps, those over "
+             "the budget repaired within it; 1 + sum(n_i - 1) = 17 evaluations, fewer where choices are pruned), "
+             "then the one-hot ILP's best designs not evaluated yet",
 }
 
 
