@@ -49,3 +49,14 @@ def test_training_deepmad_uses_the_dataset_family(problem):
     # the 16x16 grey family: the core's counts equal NNI's profilers on the 1-channel space
     assert (s.flops, s.params) == problem.flops_params(samples[0]) and s.flops <= 12e6
     assert info["status"] == "optimal"
+
+
+def test_training_track_runs_mathnas_at_the_datasets_input(problem):
+    from deepmad_nni.compare.mathnas_track import input_size, mathnas_unavailable, run_mathnas
+    assert input_size(problem) == (1, 1, 16, 16) and not mathnas_unavailable(problem)
+    rec = run_mathnas(problem, n_max=18, seed=0)       # 17 estimate evaluations, then the ILP's optimum
+    assert len(rec.candidates) == 18 and "estimate evaluations" in rec.note
+    for c in rec.candidates:
+        assert 0 <= c.accuracy <= 100 and c.gpu_s > 0
+        assert c.flops <= 12e6 and (c.flops, c.params) == problem.flops_params(
+            {f"layer{i}": int(ch) for i, ch in enumerate(c.arch)})

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run nothing; rewrite the CSV/markdown/PNG from the runs already in --out")
     parser.add_argument("--strategies", default=None,
                         help="comma list of deepmad, deepmad-optuna, deepmad-evolution, random, grid, evolution, "
-                        "tpe, rl, mathnas (benchmark track, opt-in) and, on the training track, the one-shot darts, "
+                        "tpe, rl, mathnas (NAS-Bench-Macro space, opt-in) and, on the training track, the one-shot darts, "
                         "gumbel-darts, random-oneshot "
                         f"(default: all but the one-shot ones; training track: {SMALL_TRAINING_STRATEGIES})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per sampling strategy (small default: "

@@ -1,11 +1,13 @@
-"""``mathnas`` in the comparison: :class:`deepmad_nni.nas.mathnas.MathNAS` on the NAS-Bench-Macro track.
+"""``mathnas`` in the comparison: :class:`deepmad_nni.nas.mathnas.MathNAS` on the NAS-Bench-Macro space.
 
 It runs exactly as a user runs it, through the harness NNI's built-ins run through
 (:func:`~.harness.run_nni_strategy`: ``SequentialExecutionEngine(max_model_count=N)``, the budget's ``Filter``,
-the lookup evaluator), with the problem's FLOPs/params budgets and the benchmark's input (1, 3, 32, 32), at
-which its profilers count like the filter's.  Its estimate evaluations are trained candidates and count in N
-like every other evaluation (it evaluates only networks within the budget, so the filter rejects none).  The
-benchmark track only: the training track's package spaces are counted by the core, not by NNI's profilers.
+the problem's evaluator), with the problem's FLOPs/params budgets and the input the problem counts at: the
+benchmark's (1, 3, 32, 32) on the benchmark track, the dataset's (1, C, r, r) on the training track, where
+the space's FLOPs/params are NNI's profiler counts at that input too.  Its estimate evaluations are trained
+candidates and count in N like every other evaluation (it evaluates only networks within the budget, so the
+filter rejects none).  Not on the training track's package spaces: those are counted by the core, not by
+NNI's profilers, so MathNAS's costs would not be the problem's.
 """
 from __future__ import annotations
 
@@ -16,17 +18,27 @@ NAME = "mathnas"
 INPUT_SIZE = (1, 3, 32, 32)
 
 
+def input_size(problem) -> tuple | None:
+    """The input at which ``problem`` counts FLOPs/params with NNI's profilers; None when it uses the core's."""
+    if getattr(problem, "track", None) == "nas-bench-macro":
+        return INPUT_SIZE
+    if getattr(problem, "space_name", None) == "nas-bench-macro":
+        return (1, problem.space_in_channels, problem.resolution, problem.resolution)
+    return None
+
+
 def mathnas_unavailable(problem) -> str:
-    if getattr(problem, "track", None) != "nas-bench-macro":
-        return "mathnas skipped: it runs on the nas-bench-macro track only (its costs come from NNI's profilers)."
+    if input_size(problem) is None:
+        return ("mathnas skipped: it runs on the NAS-Bench-Macro space (either track); this space's FLOPs/params "
+                "are counted by the core, MathNAS's by NNI's profilers.")
     return ""
 
 
 def make_mathnas(problem, seed: int, **settings):
     from ..nas.mathnas import MathNAS
     with quiet_nni():
-        return MathNAS(flops=problem.budget.flops, params=problem.budget.params, input_size=INPUT_SIZE, seed=seed,
-                       **settings)
+        return MathNAS(flops=problem.budget.flops, params=problem.budget.params, input_size=input_size(problem),
+                       seed=seed, **settings)
 
 
 def run_mathnas(problem, *, n_max: int, seed: int, name: str = NAME, **settings) -> RunRecord:

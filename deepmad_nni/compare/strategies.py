@@ -18,7 +18,7 @@ MATHNAS = "mathnas"  # MathNAS (NNI strategy): per-choice contributions estimate
 NNI_NAMES = ("random", "grid", "evolution", "tpe", "rl")
 ALL = (DEEPMAD,) + DEEPMAD_LOOPS + NNI_NAMES  # the default list (no one-shot: see ONESHOT)
 ONESHOT = ("darts", "gumbel-darts", "random-oneshot")  # training track only, chosen with --strategies
-KNOWN = ALL + ONESHOT + (MATHNAS,)  # mathnas: benchmark track, chosen with --strategies
+KNOWN = ALL + ONESHOT + (MATHNAS,)  # mathnas: NAS-Bench-Macro space, chosen with --strategies
 RL_REQUIREMENT = "tianshou==0.5.1 and gym (pip install 'tianshou==0.5.1' gym)"
 
 
