@@ -7,6 +7,8 @@ from core_families import TINY_MBSE
 from deepmad_nni.core import Program, get_family, get_preset
 from deepmad_nni.core.evolution import evolve
 from deepmad_nni.core.neighbourhood import box_family, improve
+from deepmad_nni.core.plan import BOX_PLAN, TIMED_PLAN
+from deepmad_nni.core.runner import run_plan
 from deepmad_nni.core.slots import BatchScorer, build_slot_tables
 
 
@@ -29,10 +31,14 @@ def test_box_contains_its_centre_and_improve_only_improves():
     choices = tuple((st.c_out, next(o for o in slot.ops if o.block == st.block and o.kernel == st.kernel
                                     and o.mid(st.c_in, st.c_out) == st.mid), st.depth, st.mid)
                     for st, slot in zip(start.stages, TINY_MBSE.slots))
-    box = box_family(TINY_MBSE, choices)
+    box = box_family(TINY_MBSE, choices, radius=1, depth_radius=2)
     assert start.canonical() in {a.canonical() for a in box.enumerate()}
     design = Design(start, prog.score(start), choices)
-    res = improve(prog, design, deadline=time.perf_counter() + 20, box_time=5)
+    settings = next(s for s in TIMED_PLAN.stages if s.name == "box-search").settings.box
+
+    def search(sub, *, floor, node_limit, time_limit):
+        return run_plan(sub, BOX_PLAN, time_limit=time_limit, node_limit=node_limit, floor=floor)
+    res = improve(prog, design, settings, box_time=5, deadline=time.perf_counter() + 20, search=search)
     objectives = [design.score.objective] + [d.score.objective for d in res.designs]
     assert np.all(np.diff(objectives) > 0) and res.improvements == len(res.designs) >= 1
     assert all(prog.feasible(prog.score(d.architecture)) for d in res.designs)

@@ -1,5 +1,6 @@
 """The local search scores neighbours exactly and stops at a true local optimum of its neighbourhoods."""
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from core_families import SMALL_FAMILIES
 from deepmad_nni.core import Program, get_family, get_preset
 from deepmad_nni.core.evolution import evolve
 from deepmad_nni.core.local_search import LocalSearch, climb_with_restarts
+from deepmad_nni.core.plan import TIMED_PLAN
 from deepmad_nni.core.slots import BatchScorer, all_designs, build_slot_tables
 
 
@@ -65,8 +67,10 @@ def test_restarts_on_a_preset_return_feasible_local_optima_best_first():
     p = get_preset("MB")
     prog = Program.create(get_family(p.family), flops=p.flops, params=p.params, rho=p.rho)
     scorer = BatchScorer(prog, build_slot_tables(prog))
-    optima, scored = climb_with_restarts(scorer, deadline=time.perf_counter() + 3, first_evaluations=3000,
-                                         restart_evaluations=3000)
+    stage = next(s for s in TIMED_PLAN.stages if s.name == "evolve-and-climb")
+    settings = replace(stage.settings, evolution=replace(stage.settings.evolution, evaluations=3000),
+                       restart_evaluations=3000)
+    optima, scored = climb_with_restarts(scorer, settings, deadline=time.perf_counter() + 3)
     assert len(optima) >= 2 and scored > 3000
     assert [v for _, _, v in optima] == sorted((v for _, _, v in optima), reverse=True)
     first = evolve(prog, evaluations=3000, seed=0, slots=scorer.slots)
@@ -78,7 +82,7 @@ def test_restarts_on_a_preset_return_feasible_local_optima_best_first():
 
 @pytest.mark.parametrize("family", SMALL_FAMILIES, ids=lambda f: f.name)
 def test_encode_inverts_the_design_choices(family):
-    from deepmad_nni.core.branch_and_bound import _design
+    from deepmad_nni.core.incumbents import decode as _design
     prog = Program.create(family, rho=family.default_rho)
     scorer = BatchScorer(prog, build_slot_tables(prog))
     combos, depths = all_designs(scorer.slots)

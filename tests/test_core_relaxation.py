@@ -6,7 +6,7 @@ import pytest
 
 from core_families import TINY_MBSE, TINY_RESNET
 from deepmad_nni.core import Program, get_family, get_preset, solve
-from deepmad_nni.core.branch_and_bound import _Relaxation
+from deepmad_nni.core.lagrangian import PrefixTables
 from deepmad_nni.core.continuous import ContinuousRelaxation, relaxable, smooth_se
 from deepmad_nni.core.local_search import LocalSearch
 from deepmad_nni.core.result import FEASIBLE_WITH_GAP, OPTIMAL
@@ -72,7 +72,7 @@ def test_rounded_designs_feasible_and_multiplier_bound_valid(fam, convention):
         best = oracle(prog, 1)
         lam_f, lam_p, mu, n0 = point.lagrange
         assert min(lam_f, lam_p, mu) >= 0 and n0 > 0
-        bound = _Relaxation(prog, slots).set(*point.lagrange).root_bound()
+        bound = PrefixTables(prog, slots, 48).set(*point.lagrange).root_bound()
         if not best:
             assert not optima
             continue

@@ -95,7 +95,7 @@ def test_vectorised_scorer_equals_score(family, convention):
     slots = build_slot_tables(prog)
     combos, depths = sample_designs(slots, 60, np.random.default_rng(1))
     out = BatchScorer(prog, slots)(combos, depths)
-    from deepmad_nni.core.branch_and_bound import _design
+    from deepmad_nni.core.incumbents import decode as _design
     for b in range(len(combos)):
         arch = _design(family, slots, tuple((combos[b, j], depths[b, j]) for j in range(len(slots) - 1, -1, -1)))
         s = prog.score(arch.architecture)

@@ -1,5 +1,6 @@
 """The solver against brute force (independent per-architecture scoring) on families small enough to enumerate."""
 import math
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 
 from core_families import SMALL_FAMILIES, TINY_MBSE, TINY_RESNET
 from deepmad_nni.core import Program, get_family, get_preset, solve
-from deepmad_nni.core.branch_and_bound import solve_branch_and_bound
+from deepmad_nni.core.plan import BOX_PLAN, EVOLUTION, TIMED_PLAN
+from deepmad_nni.core.runner import run_plan
 from deepmad_nni.core.result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL
 
 FAMILIES = {f.name: f for f in SMALL_FAMILIES}
@@ -85,7 +87,7 @@ def test_infeasible_rho_says_so():
 
 def test_limit_reached_without_a_design_reports_a_bound():
     prog = Program.create(TINY_RESNET, flops=30e6, params=1e6, rho=0.5)
-    res = solve_branch_and_bound(prog, node_limit=1, heuristic_share=0.0)
+    res = run_plan(prog, BOX_PLAN, time_limit=10.0, node_limit=1)
     assert res.status == LIMIT_REACHED and not res.designs
     assert res.bound >= oracle(prog, 1)[0] * (1 - 1e-9)
 
@@ -93,9 +95,9 @@ def test_limit_reached_without_a_design_reports_a_bound():
 def test_gap_bound_is_valid_when_stopped_early():
     prog = Program.create(TINY_RESNET, flops=30e6, params=1e6, rho=0.5)
     opt = oracle(prog, 1)[0]
-    res = solve_branch_and_bound(prog, node_limit=3, heuristic_share=0.0)
+    res = run_plan(prog, BOX_PLAN, time_limit=10.0, node_limit=3)
     if res.status == LIMIT_REACHED:   # no leaf reached within 3 nodes
-        res = solve_branch_and_bound(prog, node_limit=40, heuristic_share=0.0)
+        res = run_plan(prog, BOX_PLAN, time_limit=10.0, node_limit=40)
     assert res.status in (FEASIBLE_WITH_GAP, OPTIMAL)
     assert res.bound >= opt * (1 - 1e-9) and opt >= res.objective * (1 - 1e-12)
     assert res.gap == pytest.approx(max(0.0, res.bound - res.objective))
@@ -112,31 +114,33 @@ def test_preset_within_time_limit_reports_feasible_design_and_gap():
 def test_same_seed_same_design_when_time_is_not_the_limit():
     p = get_preset("B0")
     prog = Program.create(get_family(p.family), flops=p.flops, params=p.params, rho=p.rho)
-    runs = [solve_branch_and_bound(prog, node_limit=200, time_limit=600, evaluations=20_000, starts=2, seed=3)
-            for _ in range(2)]
+    plan = TIMED_PLAN.with_settings("evolve-and-climb", evolution=replace(EVOLUTION, evaluations=20_000),
+                                    restart_evaluations=20_000, starts=2)
+    runs = [run_plan(prog, plan, node_limit=200, time_limit=600, seed=3) for _ in range(2)]
     assert runs[0].architecture == runs[1].architecture and runs[0].bound == runs[1].bound
 
 
 @pytest.mark.parametrize("convention", ["official", "paper"])
 @pytest.mark.parametrize("name", [f.name for f in SMALL_FAMILIES])
 def test_depth_spread_bound_is_at_least_the_optimum(name, convention):
-    from deepmad_nni.core.branch_and_bound import _depth_spread_bound, _fit_multipliers, _Relaxation
+    from deepmad_nni.core.lagrangian import PrefixTables
+    from deepmad_nni.core.multipliers import fit_multipliers
     from deepmad_nni.core.slots import build_slot_tables
+    from deepmad_nni.core.spread_bound import depth_spread_bound
+    fit, spread = (next(s.settings for s in TIMED_PLAN.stages if s.name == n) for n in ("fit-multipliers", "spread-bound"))
     fam = FAMILIES[name]
     for beta in (10.0, 300.0):   # a large beta makes Q matter
         for flops, params, rho in budgets(name):
             prog = Program.create(fam, flops=flops, params=params, rho=rho, beta=beta, convention=convention)
             feasible = [s.entropy - beta * s.q for _, s in all_scored(name, convention) if prog.feasible(s)]
-            relax = _fit_multipliers(_Relaxation(prog, build_slot_tables(prog)).resize(12), prog, max_evals=30)
-            bound = _depth_spread_bound(relax, prog, deadline=math.inf)
+            relax = fit_multipliers(PrefixTables(prog, build_slot_tables(prog), 12), prog, replace(fit, evaluations=30))
+            bound = depth_spread_bound(relax, prog, spread, deadline=math.inf)
             if feasible:
                 assert bound >= max(feasible) - 1e-9 * abs(max(feasible))
 
 
 def test_counted_slots_follow_the_official_q():
-    from deepmad_nni.core.branch_and_bound import _counted_slots
-    resnet = Program.create(get_family("resnet-bottleneck-224"))
-    assert _counted_slots(resnet) == [False, False, False, True, True, True]   # bottleneck first: drop two
-    mb = Program.create(get_family("mbv2-se-224"))
-    assert _counted_slots(mb) == [False, True, True, True, True, True, False]
-    assert _counted_slots(Program.create(get_family("nas-bench-macro"))) is None   # skip or not: per design
+    from deepmad_nni.core.rules import counted_slots
+    assert counted_slots(get_family("resnet-bottleneck-224"), "official") == [False, False, False, True, True, True]
+    assert counted_slots(get_family("mbv2-se-224"), "official") == [False, True, True, True, True, True, False]
+    assert counted_slots(get_family("nas-bench-macro"), "official") is None   # skip or not: per design

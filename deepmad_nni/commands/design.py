@@ -11,7 +11,7 @@ from .report import print_design, result_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()   # one of them is required, except with --explain
     src.add_argument("--preset", help=f"a paper design target: {', '.join(PRESETS)}")
     src.add_argument("--family", help=f"a search family: {', '.join(FAMILIES)}")
     p.add_argument("--flops", type=float, help="FLOPs (multiply-accumulates) budget, e.g. 4.1e9")
@@ -34,12 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a table from deepmad-nni latency profile; reports each design's predicted latency")
     p.add_argument("--max-feature-map", type=float, default=None,
                    help="budget on the largest block input/output tensor, in elements per sample")
+    p.add_argument("--explain", action="store_true",
+                   help="print the solver's plans (stages in order, their settings and time shares) and exit")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the result object as JSON")
     out.add_argument("--export", choices=["tinynas"], help="print the design in the official structure format")
 
 
 def run(args) -> int:
+    if args.explain:
+        from ..core.plan import explain_all
+        print(explain_all())
+        return 0
+    if not (args.preset or args.family):
+        raise ValueError("design needs --preset or --family (or --explain), but got neither.")
     if args.preset:
         preset = get_preset(args.preset)
         family = get_family(preset.family)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from .incumbents import Incumbents, infeasible_message, min_prefix_costs
 from .program import Program
 from .result import INFEASIBLE, OPTIMAL, Design, DesignResult
 from .slots import BatchScorer, all_designs, build_slot_tables
@@ -18,18 +19,17 @@ from .slots import BatchScorer, all_designs, build_slot_tables
 
 def solve_enumerate(program: Program, top_k: int = 1) -> DesignResult:
     """Score every design (vectorised); the ``top_k`` best distinct feasible ones, proven optimal."""
-    from .branch_and_bound import _Incumbents, _min_prefix_costs, _infeasible_message
     t0 = time.perf_counter()
     slots = build_slot_tables(program)
     combos, depths = all_designs(slots)
     out = BatchScorer(program, slots)(combos, depths)
-    best = _Incumbents(program, slots, top_k)
+    best = Incumbents(program, slots, top_k)
     best.offer(combos, depths, np.where(out["feasible"], out["objective"], -np.inf))
     designs = best.designs()
     elapsed = time.perf_counter() - t0
     if not designs:
-        fmin, pmin = _min_prefix_costs(slots)
-        return DesignResult(INFEASIBLE, _infeasible_message(program, fmin, pmin), [], float("-inf"), elapsed,
+        fmin, pmin = min_prefix_costs(slots)
+        return DesignResult(INFEASIBLE, infeasible_message(program, fmin, pmin), [], float("-inf"), elapsed,
                             len(combos), program.family.name, program.as_dict())
     return DesignResult(OPTIMAL, f"Optimal by enumeration of {len(combos)} designs.", designs,
                         designs[0].score.objective, elapsed, len(combos), program.family.name, program.as_dict())

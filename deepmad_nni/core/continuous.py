@@ -22,12 +22,14 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from .arch import REPEATABLE
+from .plan import NUMERICS, QUICK_ROUNDING
 from .program import Program
+from .rules import penalised_groups, stage_ends
 from .score import CONVENTIONS, convention_rules, family_entropy_resolutions
 from .terms import block_terms, se_width
 
-STEP = 1e-6          # forward-difference step of the Jacobians
-SCALE = 1e4          # the objective is divided by this inside SLSQP
+STEP = NUMERICS.fd_step       # forward-difference step of the Jacobians
+SCALE = NUMERICS.slsqp_scale  # the objective is divided by this inside SLSQP
 
 
 def smooth_se(mid):
@@ -37,7 +39,7 @@ def smooth_se(mid):
 
 
 def kkt_multipliers(gradient: np.ndarray, jacobian: np.ndarray, values: np.ndarray, above_lower: np.ndarray,
-                    below_upper: np.ndarray, *, active: float = 1e-5) -> np.ndarray:
+                    below_upper: np.ndarray, *, active: float = NUMERICS.active) -> np.ndarray:
     """Non-negative KKT multipliers of ``min f(z)`` s.t. ``c(z) >= 0`` and box bounds, at a point ``z``.
 
     ``gradient`` is grad f (n,), ``jacobian`` the constraints' (K, n), ``values`` c(z) (K,), ``above_lower`` and
@@ -110,7 +112,7 @@ class ContinuousRelaxation:
         self.modes = [_mode(s, k) for s, k in zip(fam.slots, self.kernels)]
         if None in self.modes:
             raise ValueError(f"family {fam.name} has slots the continuous relaxation does not cover.")
-        self.ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+        self.ends = stage_ends(fam.slots)
         r, self.r_in, self.r_out = fam.resolution, [], []
         for s in fam.slots:
             self.r_in.append(r)
@@ -182,19 +184,8 @@ class ContinuousRelaxation:
         return np.array(rows).reshape(len(rows), len(self.lo)), np.array(consts)
 
     def _depth_groups(self) -> np.ndarray:
-        """(slots, groups) 0/1 matrix: the depths Q is taken over are ``depths @ groups`` (core/score.py)."""
-        rep = [b in REPEATABLE for b in self.block]
-        n = len(rep)
-        if self.rules.entry_depths:
-            counted = [j for j in range(n) if rep[j]]
-            if counted and self.block[counted[0]] == "bottleneck":
-                counted = counted[2:]
-            g = np.zeros((n, len(counted)))
-            g[counted, np.arange(len(counted))] = 1.0
-            return g
-        stage = np.searchsorted(self.ends, np.arange(n))
-        cols = [[1.0 if rep[j] and stage[j] == i else 0.0 for j in range(n)] for i in range(len(self.ends))]
-        return np.array([c for c in cols if any(c)]).T.reshape(n, -1)
+        """(slots, groups) 0/1 matrix: the depths Q is taken over are ``depths @ groups`` (core/rules.py)."""
+        return penalised_groups(self.family, self.program.convention)
 
     # ---- evaluation --------------------------------------------------------------------------------
     def parts(self, X: np.ndarray, smooth: bool = False):
@@ -212,7 +203,7 @@ class ContinuousRelaxation:
             if cols:
                 mids[:, cols] = np.exp(X[:, var]) * (1.0 if base is None else base[:, cols])
         near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
-        mids = np.where(np.abs(mids - near) < 1e-6 * near, near, mids)
+        mids = np.where(np.abs(mids - near) < NUMERICS.fd_step * near, near, mids)
         se = smooth_se if smooth else se_width
         for block, cols, k, stride, r in self.by_block:   # first blocks and repeats in one call per type
             w = widths[:, cols]
@@ -251,19 +242,20 @@ class ContinuousRelaxation:
                 cons.append(1.0 - margin - total.sum(axis=1, keepdims=True) / budget)
         return entropy - p.beta * q, np.concatenate(cons, axis=1)
 
-    def feasible(self, x: np.ndarray, tol: float = 1e-6, constraints: np.ndarray | None = None) -> bool:
+    def feasible(self, x: np.ndarray, tol: float = NUMERICS.slsqp_tolerance, constraints: np.ndarray | None = None) -> bool:
         """Whether ``x`` meets every constraint (``constraints``: its :meth:`evaluate` values, if known)."""
         a, b = self.linear
         cons = self.evaluate(x[None, :])[1] if constraints is None else constraints
         return bool(cons.min() >= -tol and (a @ x + b).min(initial=0.0) >= -tol)
 
     # ---- solve -------------------------------------------------------------------------------------
-    def start(self, fraction: float = 0.3) -> np.ndarray:
+    def start(self, fraction: float = QUICK_ROUNDING.start) -> np.ndarray:
         """A start: every variable ``fraction`` of the way from its lower to its upper bound."""
         return self.lo + fraction * (self.hi - self.lo)
 
-    def solve(self, x0: np.ndarray, *, margin: float = 0.0, fixed: dict | None = None, max_iterations: int = 100,
-              tolerance: float = 1e-6) -> ContinuousPoint:
+    def solve(self, x0: np.ndarray, *, margin: float = 0.0, fixed: dict | None = None,
+              max_iterations: int = QUICK_ROUNDING.first_iterations,
+              tolerance: float = NUMERICS.slsqp_tolerance) -> ContinuousPoint:
         """A local optimum of the relaxation from ``x0`` (SLSQP on the variables scaled to [0, 1],
         forward-difference Jacobians, SE widths by :func:`smooth_se`), with the variables in ``fixed``
         (index -> value) held.  The point's figures and feasibility are the exact ones."""
@@ -322,7 +314,7 @@ class ContinuousRelaxation:
 
     def _lagrange(self, n0: float, kappa: np.ndarray) -> tuple:
         """(lambda_F, lambda_P, mu, n0) from the multipliers of the whole-network rho, FLOPs and params
-        constraints (see the module docstring of core/branch_and_bound.py), ``n0`` the point's layer count."""
+        constraints (see the module docstring of core/lagrangian.py), ``n0`` the point's layer count."""
         p = self.program
         k = len(self.prefixes)
         mu = kappa[k - 1] / n0

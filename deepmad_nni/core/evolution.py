@@ -1,7 +1,7 @@
 """The official DeepMAD search, re-implemented: evolution over the same program (vectorised).
 
-As in the TinyNAS code: a population (256) of designs; each child copies a random member and mutates
-``mutations`` (2) randomly chosen slots, one attribute each (output width +-1 or 2 grid steps, kernel /
+As in the TinyNAS code (settings: core/plan.py's ``Evolution``): a population (256) of designs; each child
+copies a random member and mutates ``mutations`` (2) randomly chosen slots, one attribute each (output width +-1 or 2 grid steps, kernel /
 op, bottleneck width or expansion +-1 or 2 steps, depth -2..+2); children outside the constraints are
 dropped and the population keeps its best distinct members.  It serves as the baseline of
 experiments/bench_solver.py and as the branch and bound's first incumbent; it proves nothing.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .plan import EVOLUTION, Evolution
 from .program import Program
 from .slots import BatchScorer, SlotTable, build_slot_tables, sample_designs
 
@@ -85,13 +86,13 @@ def _nearest_fill(exact: np.ndarray) -> np.ndarray:
     return np.where(have.any(axis=-1, keepdims=True), out, -1)
 
 
-def _mutate(grid: _Grid, w, op, m, d, rng, mutations: int):
+def _mutate(grid: _Grid, w, op, m, d, rng, mutations: int, steps: tuple):
     n = w.shape[1]
     rows = np.arange(len(w))
     for _ in range(mutations):
         j = rng.integers(0, n, len(w))
         what = rng.integers(0, 4, len(w))
-        step = rng.choice(np.array([-2, -1, 1, 2]), len(w))
+        step = rng.choice(np.array(steps), len(w))
         n_w = np.array([len(s.widths) for s in grid.slots])[j]
         n_op = np.array([len(s.depths) for s in grid.slots])[j]
         n_m = np.array([len(mm) for mm in grid.mids])[j]
@@ -105,11 +106,13 @@ def _mutate(grid: _Grid, w, op, m, d, rng, mutations: int):
         d[rows[sel], j[sel]] += step[sel]
 
 
-def evolve(program: Program, *, population: int = 256, mutations: int = 2, evaluations: int = 500_000,
-           batch: int = 256, seed: int = 0, time_limit: float | None = None, slots=None,
-           patience: int | None = None, progress=None) -> EvolutionResult:
-    """Run the evolutionary baseline; stops after ``evaluations`` candidates, ``time_limit`` seconds, or
+def evolve(program: Program, settings: Evolution = EVOLUTION, *, evaluations: int | None = None, seed: int = 0,
+           time_limit: float | None = None, slots=None, patience: int | None = None, progress=None) -> EvolutionResult:
+    """Run the evolutionary baseline (``settings``: population, mutations, batch, ...; core/plan.py); stops
+    after ``evaluations`` candidates (default ``settings.evaluations``), ``time_limit`` seconds, or
     ``patience`` generations without improvement."""
+    population, batch = settings.population, settings.batch
+    evaluations = settings.evaluations if evaluations is None else evaluations
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     slots = slots or build_slot_tables(program)
@@ -124,7 +127,7 @@ def evolve(program: Program, *, population: int = 256, mutations: int = 2, evalu
             v[ok] = np.where(out["feasible"], out["objective"], -np.inf)
         return v
 
-    pop_c, pop_d = sample_designs(slots, population, rng, shallow=0.9)
+    pop_c, pop_d = sample_designs(slots, population, rng, shallow=settings.shallow)
     pop_v = value(pop_c, pop_d)
     done, history = len(pop_v), [(len(pop_v), float(pop_v.max()))]
     stale = 0
@@ -134,7 +137,7 @@ def evolve(program: Program, *, population: int = 256, mutations: int = 2, evalu
                 break
             parents = rng.integers(0, len(pop_v), batch)
             w, op, m, d = grid.attributes(pop_c[parents], pop_d[parents])
-            _mutate(grid, w, op, m, d, rng, mutations)
+            _mutate(grid, w, op, m, d, rng, settings.mutations, settings.steps)
             kids_c = grid.combos(w, op, m, d)
             kid_v = value(kids_c, d)
             done += batch

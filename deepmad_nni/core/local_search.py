@@ -21,12 +21,11 @@ import time
 
 import numpy as np
 
+from .plan import BATCHES, CLIMB, NUMERICS, EvolveAndClimb
+from .rules import expand_depths
 from .slots import BatchScorer, SlotTable
 
-CHUNK = 60_000          # neighbours scored per batch
 NEIGHBOURHOODS = ("global", "shift", "trade", "pair")
-MOVE_CACHE = 100_000     # best neighbours remembered (design, neighbourhood) before the cache starts over
-POLISH_WITHIN = 0.005   # local optima this close (relative) to the best so far get polished
 
 
 class _Slot:
@@ -125,8 +124,8 @@ class LocalSearch:
         where = np.full(size, -1, np.int64)
         where[rows] = np.arange(len(rows))
         out = np.full(size, -np.inf)
-        for lo in range(0, len(rows), CHUNK):
-            part = rows[lo:lo + CHUNK]
+        for lo in range(0, len(rows), BATCHES.neighbours):
+            part = rows[lo:lo + BATCHES.neighbours]
             feats = [np.repeat(f, len(part), axis=0) for f in base]
             for j, (at, c, d, _) in changed.items():
                 pos = where[at] - lo
@@ -196,11 +195,12 @@ class LocalSearch:
             steps = np.full(size, np.inf)
             for r, cost in zip(room, per_block):
                 if r is not None:
-                    steps = np.minimum(steps, np.floor(r / np.maximum(cost, 1e-12)))
+                    steps = np.minimum(steps, np.floor(r / np.maximum(cost, NUMERICS.log_floor)))
             if np.isinf(steps).all():   # no FLOPs or params budget: one block more or less
                 deltas = (np.ones(size, np.int64), -np.ones(size, np.int64))
             else:
-                steps = np.where(np.isfinite(steps), steps, 0).clip(-64, 64).astype(np.int64)
+                cap = CLIMB.trade_blocks
+                steps = np.where(np.isfinite(steps), steps, 0).clip(-cap, cap).astype(np.int64)
                 deltas = (steps, np.where(steps > 0, steps // 2, steps))
             for delta in deltas:
                 cols = {x: (c, d.copy()) for x, (c, d) in g.items()}
@@ -226,7 +226,7 @@ class LocalSearch:
         if (j, o) not in self._pair_deltas:
             s = self.slots[j]
             self._pair_deltas[j, o] = np.array(list(itertools.product(
-                (-1, 0, 1), s.near_ops[o], (-1, 0, 1) if s.grid_op[o] else (0,), (-2, -1, 0, 1, 2))))
+                CLIMB.width_steps, s.near_ops[o], CLIMB.width_steps if s.grid_op[o] else (0,), CLIMB.depth_steps)))
         return self._pair_deltas[j, o]
 
     def _pair(self, combos, depths, j, k):
@@ -266,10 +266,7 @@ class LocalSearch:
         key = (j, w)
         if key not in self._move_cache:
             s = self.slots[j]
-            idx = s.by_ci[w]
-            reps = np.array([len(s.sl.depths[o]) for o in s.sl.op[idx]], dtype=np.int64)
-            d = np.concatenate([s.sl.depths[o] for o in s.sl.op[idx]]) if len(idx) else np.zeros(0, np.int64)
-            self._move_cache[key] = (np.repeat(idx, reps), d)
+            self._move_cache[key] = expand_depths(s.sl, s.by_ci[w])
         return self._move_cache[key]
 
     def _global_all(self, combos, depths):
@@ -278,7 +275,8 @@ class LocalSearch:
 
     def _shift_all(self, combos, depths):
         """The ``shift`` moves of every pair of slots as one batch."""
-        steps = np.array(list(itertools.product((-1, 0, 1), (-2, -1, 0, 1, 2), (-1, 0, 1), (-2, -1, 0, 1, 2))))
+        steps = np.array(list(itertools.product(CLIMB.width_steps, CLIMB.depth_steps, CLIMB.width_steps,
+                                                CLIMB.depth_steps)))
         parts = []
         for j, k in itertools.combinations(range(self.n), 2):
             co, op, mi, d = self._attribute_rows(combos, depths, len(steps))
@@ -322,11 +320,11 @@ class LocalSearch:
                     to_c, to_d = combos.copy(), depths.copy()
                     for j, (c, d) in cols.items():
                         to_c[j], to_d[j] = c[i], d[i]
-                    if len(self._best_move) >= MOVE_CACHE:
+                    if len(self._best_move) >= BATCHES.move_cache:
                         self._best_move.clear()
                     self._best_move[key] = (float(vals[i]), to_c, to_d)
                 best, to_c, to_d = self._best_move[key]
-                if best > (value + 1e-9 * max(1.0, abs(value)) if np.isfinite(value) else value):
+                if best > (value + NUMERICS.same * max(1.0, abs(value)) if np.isfinite(value) else value):
                     combos, depths, value = to_c.copy(), to_d.copy(), best
                     improved = True
                     break   # neighbourhoods are built from the current design: start again
@@ -335,30 +333,32 @@ class LocalSearch:
         return combos, depths, value
 
 
-def climb_with_restarts(scorer: BatchScorer, *, deadline: float, seed: int = 0, first_evaluations: int = 500_000,
-                        first_time: float = float("inf"), restart_evaluations: int = 60_000, starts: int = 24,
-                        polish=None, progress=None):
-    """Until the deadline, at most ``starts`` times: a run of the official evolution, then a climb from its
-    best design.  The first evolution runs for up to ``first_evaluations`` candidates and ``first_time``
-    seconds, the later ones (restarts, a new seed each) for ``restart_evaluations``.  Local optima differ a
-    lot between starts, so restarts pay.  ``polish(local_search, combos, depths, value)``, if given, may
-    return a better (combos, depths, value), from which the climb goes on; only local optima within
-    ``POLISH_WITHIN`` of the best so far are polished.  Returns every local optimum reached as
-    (combos, depths, value), best first, and the number of designs scored."""
+def climb_with_restarts(scorer: BatchScorer, settings: EvolveAndClimb, *, deadline: float,
+                        first_time: float = float("inf"), seed: int = 0, polish=None, progress=None):
+    """Until the deadline, at most ``settings.starts`` times: a run of the official evolution, then a climb
+    from its best design.  The first evolution runs for up to ``settings.evolution.evaluations`` candidates
+    and ``first_time`` seconds, the later ones (restarts, seed + k * ``settings.seed_stride``) for
+    ``settings.restart_evaluations``.  Local optima differ a lot between starts, so restarts pay.
+    ``polish(local_search, combos, depths, value)``, if given, may return a better (combos, depths, value),
+    from which the climb goes on; only local optima within ``settings.polish_within`` of the best so far
+    are polished.  Returns every local optimum reached as (combos, depths, value), best first, and the
+    number of designs scored."""
     from .evolution import evolve
     ls = LocalSearch(scorer)
     optima, evaluations, k = [], 0, 0
-    while time.perf_counter() < deadline and k < starts:
+    while time.perf_counter() < deadline and k < settings.starts:
         left = max(deadline - time.perf_counter(), 0.0)
-        evo = evolve(scorer.program, evaluations=restart_evaluations if k else first_evaluations,
-                     seed=seed + 7919 * k, slots=scorer.slots, time_limit=left if k else min(left, first_time))
+        evo = evolve(scorer.program, settings.evolution,
+                     evaluations=settings.restart_evaluations if k else settings.evolution.evaluations,
+                     seed=seed + settings.seed_stride * k, slots=scorer.slots,
+                     time_limit=left if k else min(left, first_time))
         k += 1
         evaluations += evo.evaluations
         if not np.isfinite(evo.objective):
             continue
         found = ls.climb(evo.combos, evo.depths, deadline=deadline)
         record = max((v for _, _, v in optima), default=-np.inf)
-        promising = found[2] >= record - POLISH_WITHIN * abs(record)
+        promising = found[2] >= record - settings.polish_within * abs(record)
         while polish is not None and promising and time.perf_counter() < deadline:
             better = polish(ls, *found)
             if not better[2] > found[2]:

@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 NO_RHO_LIMIT = 1e6          # a rho_0 no design reaches: the constraint is off
-BISECTION_TOLERANCE = 0.01  # relative width of the last bisection interval for ``low`` (large families)
-BISECTION_STEPS = 16        # at most this many quick solves for ``low``
+from .plan import RHO_RANGE
+
+BISECTION_TOLERANCE = RHO_RANGE.tolerance  # relative width of the last bisection interval for ``low`` (large families)
+BISECTION_STEPS = RHO_RANGE.steps          # at most this many quick solves for ``low``
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,23 @@ def rho_range(family, *, flops=None, params=None, alpha=None, beta=10.0, convent
     """
     from .presets import get_family
     from .program import Program
-    from .branch_and_bound import solve_branch_and_bound
-    from .solver import BRUTE_FORCE_MAX
+    from .plan import ENUMERATE_MAX, QUICK_PLAN
+    from .runner import run_plan
     if isinstance(family, str):
         family = get_family(family)
     program = Program.create(family, flops=flops, params=params, rho=NO_RHO_LIMIT, alpha=alpha, beta=beta,
                              convention=convention)
-    if family.size() <= BRUTE_FORCE_MAX:
+    if family.size() <= ENUMERATE_MAX:
         return _enumerated(program)
 
     def found(rho):  # the quick solve, without its fallback search when it rounds nothing feasible
-        return solve_branch_and_bound(replace(program, rho=rho), time_limit=None, fallback=False)
+        return run_plan(replace(program, rho=rho), QUICK_PLAN, fallback=False)
 
     top = found(NO_RHO_LIMIT)
     if not top.success:
         raise ValueError(f"No design of {family.name} meets flops={flops} and params={params}: {top.message}")
     high = float(top.effectiveness)
-    lo, hi = high * 1e-3, high      # found(hi) holds; rho_0 below 1e-3 * high is out of any practical use
+    lo, hi = high * RHO_RANGE.lowest, high   # found(hi) holds; below that rho_0 is out of any practical use
     for _ in range(BISECTION_STEPS):
         if hi / lo - 1 <= BISECTION_TOLERANCE:
             break

@@ -3,7 +3,7 @@
 Per slot the candidates are the two grid widths nearest the point's width (in log), the ops of its kernel
 with the two mids or expansions nearest its own, and the two depths around its depth; a value on the grid
 (a held width, a depth at its bound) takes itself and both neighbours.  Every combination is scored exactly
-(beyond ``limit`` combinations, each slot keeps its best options by their Lagrangian value at the
+(beyond the plan's ``combinations``, each slot keeps its best options by their Lagrangian value at the
 relaxation's multipliers); the best feasible ones are returned, or, when none is feasible, the least
 infeasible ones, which the local search then repairs.
 """
@@ -14,13 +14,13 @@ import time
 
 import numpy as np
 
-from .branch_and_bound import layer_price, relaxed_term
 from .continuous import ContinuousPoint, ContinuousRelaxation
-from .score import CONVENTIONS
+from .lagrangian import layer_price, relaxed_term
 from .local_search import LocalSearch
+from .plan import NUMERICS, QUICK_ROUNDING, Relaxation
+from .score import CONVENTIONS
 
-ON_GRID = 1e-9  # a value within this (relative) of a grid value is on it
-NEAREST = 256   # roundings over budget scored (those over it least) when none is within it
+ON_GRID = NUMERICS.same  # a value within this (relative) of a grid value is on it
 
 
 def _nearest(grid, x: float) -> list[int]:
@@ -28,7 +28,7 @@ def _nearest(grid, x: float) -> list[int]:
     A value on the grid (:data:`ON_GRID`: a held width, a depth at its bound) takes its two neighbours
     too, so that float noise in it never changes the options."""
     logs = np.log(np.asarray(grid, float))
-    lx = math.log(max(x, 1e-12))
+    lx = math.log(max(x, NUMERICS.log_floor))
     i = int(np.searchsorted(logs, lx))
     on = [k for k in (i - 1, i) if 0 <= k < len(logs) and abs(logs[k] - lx) <= ON_GRID]
     around = (on[0] - 1, on[0], on[0] + 1) if on else (i - 1, i)
@@ -87,11 +87,13 @@ def _lagrangian_order(ls: LocalSearch, point: ContinuousPoint, j: int, opts: np.
     return opts[np.argsort(-value, kind="stable")]
 
 
-def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, count: int = 1):
+def round_point(ls: LocalSearch, point: ContinuousPoint, settings: Relaxation = QUICK_ROUNDING, *, count: int = 1):
     """Up to ``count`` best feasible roundings of ``point`` as (combos, depths, value), best first; when
-    none is feasible, the ``count`` least infeasible ones (value -inf).  Beyond ``limit`` combinations,
+    none is feasible, the ``count`` least infeasible ones (value -inf; of at most
+    ``settings.nearest_over_budget`` over the budgets).  Beyond ``settings.combinations`` combinations,
     each slot keeps only its best options by :func:`_lagrangian_order` (the slot with the most options gives
     one up at a time)."""
+    limit = settings.combinations
     options = [_slot_options(ls, j, point) for j in range(ls.n)]
     if math.prod(len(o) for o in options) > limit:
         options = [_lagrangian_order(ls, point, j, o) for j, o in enumerate(options)]
@@ -118,7 +120,7 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, *, limit: int = 8192, c
     if not np.isfinite(excess).any():
         return []
     # (when none is within, the ones that exceed them least)
-    keep = np.flatnonzero(excess == 0) if (excess == 0).any() else np.argsort(excess, kind="stable")[:NEAREST]
+    keep = np.flatnonzero(excess == 0) if (excess == 0).any() else np.argsort(excess, kind="stable")[:settings.nearest_over_budget]
     keep = keep[np.isfinite(excess[keep])]
     combos, depths = np.stack([c[keep] for c in combos], axis=1), np.stack([d[keep] for d in depths], axis=1)
     features = [np.stack([col[f][keep] for col in columns], axis=1) for f in range(len(columns[0]))]
@@ -140,66 +142,81 @@ def _violation(program, out: dict) -> np.ndarray:
     return excess
 
 
-MARGINS = (0.01, 0.03)        # relative room left in the budgets and rho when rounding keeps failing
-SPARE_MARGIN = 0.02           # the margin of the extra point that rounds with room to spare
-FIRST_ITERATIONS = 40         # SLSQP iterations from the start, and from the optimum for the other points
-MORE_ITERATIONS = 25
+POINTS = ("optimum", "snapped", "last-stage", "spare", "small-kernels")
 
 
-def _points(relaxation, start: float):
-    """The relaxation's points to round, each from its optimum: the optimum; the optimum with the width of
-    every stage but the stem held at its grid width nearest the optimum's (in log); the optimum with the
-    last stage's width held at the grid width just below the optimum's (that width weighs alpha_M, the
-    most, in the entropy), then just above; and the optimum with room to spare (:data:`SPARE_MARGIN`).
+def relaxation_points(relaxation, settings: Relaxation):
+    """The relaxation's points to round, those of ``settings.points`` in its order, each from the optimum:
+
+    * ``optimum``: the relaxation's optimum (always first: its multipliers seed the bounds);
+    * ``snapped``: the width of every stage but the stem held at its grid width nearest the optimum's (in log);
+    * ``last-stage``: the last stage's width held at the grid width just below the optimum's (that width
+      weighs alpha_M, the most, in the entropy), then just above;
+    * ``spare``: room to spare in the budgets and rho (``settings.spare_margin``);
+    * ``small-kernels``: every slot at its smallest kernel (the relaxation holds kernels fixed, at the
+      largest by default; a small kernel leaves FLOPs and params for width and depth).
+
     When no climb from the optimum's roundings reaches a feasible design, the callers retry with
-    :data:`MARGINS`."""
+    ``settings.margins``."""
+    unknown = set(settings.points) - set(POINTS)
+    if unknown:
+        raise ValueError(f"relaxation points must be among {list(POINTS)}, but got {sorted(unknown)}.")
     fam = relaxation.family
-    base = relaxation.solve(relaxation.start(start), max_iterations=FIRST_ITERATIONS)
+    base = relaxation.solve(relaxation.start(settings.start), max_iterations=settings.first_iterations)
     yield base
-    snapped = {}
-    for j in relaxation.ends[1:]:
-        grid = sorted(set(fam.slots[j].widths))
-        snapped[relaxation.c_var[j]] = math.log(grid[_closest(grid, base.widths[j])])
-    yield relaxation.solve(base.x, fixed=snapped, max_iterations=MORE_ITERATIONS)
-    last = relaxation.ends[-1]
-    grid = sorted(set(fam.slots[last].widths))
-    for k in _nearest(grid, base.widths[last]):
-        yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: math.log(grid[k])},
-                               max_iterations=MORE_ITERATIONS)
-    yield relaxation.solve(base.x, margin=SPARE_MARGIN, max_iterations=MORE_ITERATIONS)
+    more = settings.more_iterations
+    for name in settings.points:
+        if name == "snapped":
+            snapped = {}
+            for j in relaxation.ends[1:]:
+                grid = sorted(set(fam.slots[j].widths))
+                snapped[relaxation.c_var[j]] = math.log(grid[_closest(grid, base.widths[j])])
+            yield relaxation.solve(base.x, fixed=snapped, max_iterations=more)
+        elif name == "last-stage":
+            last = relaxation.ends[-1]
+            grid = sorted(set(fam.slots[last].widths))
+            for k in _nearest(grid, base.widths[last]):
+                yield relaxation.solve(base.x, fixed={relaxation.c_var[last]: math.log(grid[k])},
+                                       max_iterations=more)
+        elif name == "spare":
+            yield relaxation.solve(base.x, margin=settings.spare_margin, max_iterations=more)
+        elif name == "small-kernels":
+            small = tuple(min(o.kernel for o in s.ops) for s in fam.slots)
+            if small != relaxation.kernels:
+                other = ContinuousRelaxation(relaxation.program, kernels=small)
+                yield other.solve(np.clip(base.x, other.lo, other.hi), max_iterations=settings.first_iterations)
 
 
-def relax_and_round(ls: LocalSearch, *, start: float = 0.3, points: int = 2, roundings: int = 1,
-                    limit: int = 8192, kinds=("global", "shift"), polish=(), deadline: float = math.inf):
-    """Designs from the continuous relaxation (core/continuous.py): for each of the first ``points`` points of
-    :func:`_points`, its ``roundings`` best roundings (:func:`round_point`; the least infeasible ones when
-    none is feasible), each climbed over the neighbourhoods ``kinds`` (core/local_search.py); the best local
-    optimum is then climbed over ``polish``.  Returns (optima as (combos, depths, value), best first; the
-    relaxation's optimum).  The list is empty when no climb reached a feasible design, even with the
-    margins of :data:`MARGINS`."""
+def relax_and_round(ls: LocalSearch, settings: Relaxation = QUICK_ROUNDING, *, deadline: float = math.inf):
+    """Designs from the continuous relaxation (core/continuous.py): for each point of :func:`relaxation_points`
+    (the optimum, then ``settings.points``), its ``settings.roundings`` best roundings (:func:`round_point`; the
+    least infeasible ones when none is feasible), each climbed over the neighbourhoods ``settings.climb``
+    (core/local_search.py); the best local optimum is then climbed over ``settings.polish``.  Returns
+    (optima as (combos, depths, value), best first; the relaxation's optimum).  The list is empty when no
+    climb reached a feasible design, even with the margins of ``settings.margins``."""
     relaxation = ContinuousRelaxation(ls.scorer.program)
     optima, first, seen = [], None, set()
 
     def climbed(point):   # its roundings, each climbed once (local optima that stay infeasible are dropped)
         found = []
-        for c, d, _ in round_point(ls, point, count=roundings, limit=limit):
+        for c, d, _ in round_point(ls, point, settings, count=settings.roundings):
             if (c.tobytes(), d.tobytes()) not in seen:
                 seen.add((c.tobytes(), d.tobytes()))
-                found.append(ls.climb(c, d, kinds=kinds, deadline=deadline))
+                found.append(ls.climb(c, d, kinds=settings.climb, deadline=deadline))
         return [f for f in found if np.isfinite(f[2])]
 
-    for k, point in enumerate(_points(relaxation, start)):
+    for k, point in enumerate(relaxation_points(relaxation, settings)):
         found = climbed(point)
         if first is None:
             first = point
-            for margin in MARGINS if not found else ():
-                found = climbed(relaxation.solve(point.x, margin=margin, max_iterations=MORE_ITERATIONS))
+            for margin in settings.margins if not found else ():
+                found = climbed(relaxation.solve(point.x, margin=margin, max_iterations=settings.more_iterations))
                 if found:
                     break
         optima += found
-        if k + 1 >= points or time.perf_counter() > deadline:
+        if time.perf_counter() > deadline:
             break
     optima.sort(key=lambda o: -o[2])
-    if optima and polish:
-        optima[0] = ls.climb(optima[0][0], optima[0][1], kinds=polish, deadline=deadline)
+    if optima and settings.polish:
+        optima[0] = ls.climb(optima[0][0], optima[0][1], kinds=settings.polish, deadline=deadline)
     return optima, first

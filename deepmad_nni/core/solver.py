@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from .bruteforce import solve_enumerate
+from .plan import ENUMERATE_MAX, QUICK_PLAN, TIMED_PLAN
 from .presets import get_family
 from .program import Program
-from .branch_and_bound import solve_branch_and_bound
 from .result import DesignResult
+from .runner import run_plan
 
-BRUTE_FORCE_MAX = 20000
+BRUTE_FORCE_MAX = ENUMERATE_MAX   # method="auto" enumerates families of at most this many designs
 
 
 def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, convention="official",
@@ -17,9 +18,10 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
     """Solve the DeepMAD program over ``family`` (a :class:`Family` or a family name).
 
     Returns the ``top_k`` best distinct designs with a proven status (see :class:`DesignResult`).
-    ``method``: ``"branch-and-bound"`` (the continuous relaxation, rounded, and evolution seed the
-    incumbents, then the exact search runs until it closes or ``time_limit`` seconds / ``node_limit`` nodes;
-    with ``time_limit=None``, the quick solve: the rounded relaxation and the bound of its multipliers),
+    ``method``: ``"branch-and-bound"`` (core/plan.py's TIMED_PLAN: the continuous relaxation, rounded, and
+    evolution seed the incumbents, then the exact search runs until it closes or ``time_limit`` seconds /
+    ``node_limit`` nodes; with ``time_limit=None``, QUICK_PLAN: the rounded relaxation and the bound of its
+    multipliers; ``deepmad-nni design --explain`` prints both),
     ``"enumerate"`` (brute force, small families only) or ``"auto"`` (enumerate families of at most
     20,000 designs).
 
@@ -47,5 +49,6 @@ def solve(family, *, flops=None, params=None, rho=None, alpha=None, beta=10.0, c
         raise ValueError(f"method must be one of ['auto', 'branch-and-bound', 'enumerate'], but got {method!r}.")
     if method == "enumerate" or (method == "auto" and family.size() <= BRUTE_FORCE_MAX):
         return solve_enumerate(program, top_k)
-    return solve_branch_and_bound(program, top_k=top_k, time_limit=None if time_limit is None else float(time_limit),
-                                  node_limit=node_limit, seed=seed, progress=progress)
+    plan = QUICK_PLAN if time_limit is None else TIMED_PLAN
+    return run_plan(program, plan, time_limit=None if time_limit is None else float(time_limit), top_k=top_k,
+                    node_limit=node_limit, seed=seed, progress=progress)
