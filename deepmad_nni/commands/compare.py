@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run nothing; rewrite the CSV/markdown/PNG from the runs already in --out")
     parser.add_argument("--strategies", default=None,
                         help="comma list of deepmad, deepmad-optuna, deepmad-evolution, random, grid, evolution, "
-                        "tpe, rl, mathnas (NAS-Bench-Macro space, opt-in) and, on the training track, the one-shot darts, "
+                        "tpe, rl, mathnas (opt-in; spaces NNI's profilers count: NAS-Bench-Macro, SPACH) and, on the "
+                        "training track, the one-shot darts, "
                         "gumbel-darts, random-oneshot "
                         f"(default: all but the one-shot ones; training track: {SMALL_TRAINING_STRATEGIES})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per sampling strategy (small default: "
@@ -62,10 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = parser.add_argument_group("training track")
     train.add_argument("--space", default=None, help="nas-bench-macro (default) or a CIFAR-scale package space: "
                        "resnet-basic-cifar-small, resnet-bottleneck-cifar-small, mbconv-se-cifar-small, "
-                       "resnet-basic-cifar, resnet-bottleneck-lite-cifar, mbconv-cifar, mbconv-se-cifar")
+                       "resnet-basic-cifar, resnet-bottleneck-lite-cifar, mbconv-cifar, mbconv-se-cifar, or SPACH "
+                       "(counted by NNI's profilers at the data's input): spach-cifar (conv/attention/token-MLP "
+                       "mixers; DeepMAD's strategies skipped, its reader refuses them) or spach-cifar-conv (conv "
+                       "mixers only; DeepMAD through its reader)")
     train.add_argument("--train-size", type=int, default=None, help="training images (default 2000)")
     train.add_argument("--epochs", type=int, default=None, help="epochs per candidate (default 3)")
-    train.add_argument("--resolution", type=int, default=None, help="image side (default 14)")
+    train.add_argument("--resolution", type=int, default=None, help="image side (default 14; 56 on SPACH, "
+                       "which needs a multiple of 8)")
     train.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 

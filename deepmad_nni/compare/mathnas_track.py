@@ -4,7 +4,7 @@ It runs exactly as a user runs it, through the harness NNI's built-ins run throu
 (:func:`~.harness.run_nni_strategy`: ``SequentialExecutionEngine(max_model_count=N)``, the budget's ``Filter``,
 the problem's evaluator), with the problem's FLOPs/params budgets and the input the problem counts at: the
 benchmark's (1, 3, 32, 32) on the benchmark track, the dataset's (1, C, r, r) on the training track, where
-the space's FLOPs/params are NNI's profiler counts at that input too.  Its estimate evaluations are trained
+the space's FLOPs/params are NNI's profiler counts at that input too (NAS-Bench-Macro and SPACH there).  Its estimate evaluations are trained
 candidates and count in N like every other evaluation (it evaluates only networks within the budget, so the
 filter rejects none).  Not on the training track's package spaces: those are counted by the core, not by
 NNI's profilers, so MathNAS's costs would not be the problem's.
@@ -22,15 +22,14 @@ def input_size(problem) -> tuple | None:
     """The input at which ``problem`` counts FLOPs/params with NNI's profilers; None when it uses the core's."""
     if getattr(problem, "track", None) == "nas-bench-macro":
         return INPUT_SIZE
-    if getattr(problem, "space_name", None) == "nas-bench-macro":
-        return (1, problem.space_in_channels, problem.resolution, problem.resolution)
-    return None
+    return getattr(problem, "profiler_input_size", None)  # training track: NAS-Bench-Macro, SPACH
 
 
 def mathnas_unavailable(problem) -> str:
     if input_size(problem) is None:
-        return ("mathnas skipped: it runs on the NAS-Bench-Macro space (either track); this space's FLOPs/params "
-                "are counted by the core, MathNAS's by NNI's profilers.")
+        return ("mathnas skipped: it runs where the problem's FLOPs/params are NNI's profiler counts "
+                "(NAS-Bench-Macro on either track, SPACH on the training track); this space's are counted by the "
+                "core, MathNAS's by NNI's profilers.")
     return ""
 
 

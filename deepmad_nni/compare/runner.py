@@ -89,7 +89,11 @@ def compare(*, track: str = "nas-bench-macro", out_dir="deepmad-compare", strate
     names = S.check_strategies(strategies or S.ALL)
     ns, seeds = _check_ns(ns), _check_seeds(seeds)
     cost_model = cost_model or CostModel()
-    training = {**DEFAULT_TRAINING, **(training or {})}
+    given, training = training or {}, {**DEFAULT_TRAINING, **(training or {})}
+    if track == "fashion-mnist" and "resolution" not in given:
+        from .train_spaces import SPACH_RESOLUTION, SPACH_SPACES
+        if training.get("space") in SPACH_SPACES:  # SPACH needs a multiple of 8 a side (see there)
+            training["resolution"] = SPACH_RESOLUTION
     if training.get("space") == "nas-bench-macro":
         del training["space"]  # the default space is implied (folders written before --space existed resume)
     optuna = {**DEFAULT_OPTUNA, **(optuna or {})}
@@ -142,6 +146,10 @@ DEFAULT_OPTUNA = {"sampler": "tpe"}
 
 
 def _unavailable(name, problem) -> str:
+    if name in (S.DEEPMAD,) + S.DEEPMAD_LOOPS and hasattr(problem, "deepmad_unavailable"):
+        why = problem.deepmad_unavailable()
+        if why:
+            return f"{name} skipped: {why}"
     if name in S.ONESHOT:
         from .oneshot import oneshot_unavailable
         return oneshot_unavailable(name, problem)

@@ -122,9 +122,10 @@ SETTINGS = {
     DEEPMAD_EVOLUTION: "DeepMADEvolution(flops=, params= the budget's, seed=s), other settings its defaults: "
                        "DeepMAD's top designs first, then regularized evolution whose mutants are ranked by "
                        "DeepMAD's objective",
-    MATHNAS: "MathNAS(flops=, params= the budget's, input_size=(1, 3, 32, 32), seed=s), other settings its "
-             "defaults: the swap estimate (a seeded random base within the budget and its single swaps, those over "
-             "the budget repaired within it; 1 + sum(n_i - 1) = 17 evaluations, fewer where choices are pruned), "
+    MATHNAS: "MathNAS(flops=, params= the budget's, input_size= the input the problem's profilers count at, "
+             "seed=s), other settings its defaults: the swap estimate (a seeded random base within the budget and "
+             "its single swaps, those over the budget repaired within it; 1 + sum(n_i - 1) evaluations, 17 on "
+             "NAS-Bench-Macro, fewer where choices are pruned), "
              "then the one-hot ILP's best designs not evaluated yet",
 }
 

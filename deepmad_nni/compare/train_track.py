@@ -1,5 +1,5 @@
 """Track (b): real training on Fashion-MNIST.  The space is the CIFAR-scale NAS-Bench-Macro space (default;
-1 input channel, ``resolution`` x ``resolution`` images) or one of the package's CIFAR-scale spaces
+1 input channel, ``resolution`` x ``resolution`` images), one of the package's CIFAR-scale spaces or SPACH
 (``space=``, see :mod:`.train_spaces`); each query trains a fresh network on a small subset and returns its
 validation accuracy (%); its cost is the measured wall time on the device used."""
 from __future__ import annotations
@@ -62,6 +62,18 @@ class TrainingProblem:
         self.reference_accuracy = math.nan  # unknown: the summary uses the best accuracy any strategy measured
 
     @property
+    def profiler_input_size(self) -> tuple | None:
+        """The (N, C, H, W) input at which this problem's FLOPs/params are NNI's profiler counts (NAS-Bench-Macro,
+        SPACH); None where the core counts them (the package spaces)."""
+        if self._package is None:
+            return (1, self.space_in_channels, self.resolution, self.resolution)
+        return getattr(self._package, "input_size", None)
+
+    def deepmad_unavailable(self) -> str:
+        """Why DeepMAD's strategies cannot design over this space ("" when they can)."""
+        return "" if self._package is None else self._package.deepmad_unavailable()
+
+    @property
     def space_size(self) -> int:
         """Number of samples of the NNI space."""
         size = 1
@@ -105,7 +117,8 @@ class TrainingProblem:
         return Candidate(arch_id, 100.0 * out["accuracy"], flops, params, out["wall_time_s"])
 
     def deepmad_family(self):
-        """The core Family of this space at the dataset's input (what DeepMAD solves)."""
+        """The core Family of this space at the dataset's input (what DeepMAD solves); None on SPACH (read by
+        the reader instead, see :meth:`deepmad_route`)."""
         if self._package is not None:
             return self._package.family
         from ..core import get_family
@@ -115,11 +128,12 @@ class TrainingProblem:
     def deepmad_route(self):
         """What DeepMAD's NNI strategies (``DeepMADOptuna``, ``DeepMADEvolution``) solve over: this NNI space with
         the core Family at the dataset's input (:meth:`deepmad_family`), so that their FLOPs/params are the ones
-        this problem counts (``route_of(self.space)`` alone would read the space's family at 3x32x32)."""
+        this problem counts (``route_of(self.space)`` alone would read the space's family at 3x32x32); on SPACH
+        the reader route at the dataset's input."""
+        if self._package is not None:
+            return self._package.deepmad_route(self.space)
         from ..nas.route import CoreRoute
         family = self.deepmad_family()
-        if self._package is not None:
-            return CoreRoute(self.space, (family, self._package.sample_of_architecture, self._package.architecture))
         from search_spaces.nas_bench_macro import key_of_sample
 
         from ..benchmarks.nas_bench_macro import choices_of_key
@@ -136,7 +150,7 @@ class TrainingProblem:
 
     def deepmad_samples(self, k: int, *, rho=None, beta=None):
         if self._package is not None:
-            return self._package_deepmad_samples(k, rho=rho, beta=beta)
+            return self._package.deepmad_samples(self.budget, k, rho=rho, beta=beta)
         from search_spaces.nas_bench_macro import sample_of_key
 
         from ..core import get_family, solve
@@ -149,24 +163,12 @@ class TrainingProblem:
         return [sample_of_key(key) for key in keys[:k]], {"status": result.status, "solve_s": round(result.time_s, 3),
                                                          "top1": keys[0] if keys else None}
 
-    def _package_deepmad_samples(self, k: int, *, rho=None, beta=None):
-        from ..core import solve
-        kwargs = {} if beta is None else {"beta": beta}
-        result = solve(self._package.family, flops=self.budget.flops, params=self.budget.params, rho=rho,
-                       top_k=k, **kwargs)
-        samples, seen = [], set()
-        for design in result.designs:
-            sample = self._package.sample_of_architecture(design.architecture)
-            if self._package.arch_id(sample) not in seen:
-                seen.add(self._package.arch_id(sample))
-                samples.append(sample)
-        return samples[:k], {"status": result.status, "solve_s": round(result.time_s, 3),
-                             "top1": self._package.arch_id(samples[0]) if samples else None}
-
 
 def package_space(name: str, data):
-    from .train_spaces import PackageSpace
-    return PackageSpace(name, in_channels=data.in_channels, resolution=data.resolution, num_classes=data.num_classes)
+    """The track's space ``name`` (not NAS-Bench-Macro) at the dataset's input."""
+    from .train_spaces import SPACH_SPACES, PackageSpace, SpachTrackSpace
+    kind = SpachTrackSpace if name in SPACH_SPACES else PackageSpace
+    return kind(name, in_channels=data.in_channels, resolution=data.resolution, num_classes=data.num_classes)
 
 
 def space_median_flops(space: str, data) -> float:
