@@ -271,6 +271,24 @@ def test_darts_cell_space_inputs_become_binaries():
     assert search[0].predicted == pytest.approx(metric(search[0].sample), abs=1e-9)
 
 
+def test_darts_cell_space_under_a_flops_budget_is_profiled():
+    """NNI 3.0's FlopsProfiler has no shape formula for the DARTS cells' stack/sum and FactorizedReduce's pad;
+    MathNAS registers them (deepmad_nni.nas.nni_shapes), so a FLOPs budget works on the hub space as shipped."""
+    from nni.nas.hub.pytorch import DARTS
+    from nni.nas.profiler.pytorch.flops import FlopsProfiler
+    space = DARTS(width=4, num_cells=3, dataset="cifar")
+    budget = 2.15e6                                  # about the median of random samples at this size
+    strategy = MathNAS(flops=budget, input_size=(1, 3, 32, 32), seed=0)
+    submitted = _drive(strategy, space, lambda sample: float(len(repr(sorted(sample.items())))), 140)
+    assert len(submitted) == 140 and all(e.metric is not None for e in strategy.history)
+    from deepmad_nni.nas.nni_shapes import quiet_shape_inference
+    with quiet_shape_inference():
+        profiler = FlopsProfiler(space, torch.zeros(1, 3, 32, 32), count_normalization=False,
+                                 count_activation=False, count_bias=False)
+    for sample in submitted[-3:]:                    # the ILP's designs
+        assert profiler.profile(sample) <= budget
+
+
 def test_swaps_over_a_tight_budget_are_repaired_within_it():
     from deepmad_nni.compare.bench_track import BenchmarkProblem
     from deepmad_nni.compare.harness import Budget, run_nni_strategy

@@ -206,14 +206,17 @@ class MathNAS(Strategy):
         import torch
         from nni.nas.profiler.pytorch.flops import FlopsProfiler, NumParamsProfiler
 
+        from .nni_shapes import quiet_shape_inference, register_missing
         from .route import raw_space
+        register_missing()      # NNI's DARTS-style cells need shape formulas NNI 3.0 lacks
         space, x = raw_space(self.model_space), torch.zeros(*self.input_size)
         out = {}
-        if "flops" in self.budgets or self.base == "cheapest":
-            out["flops"] = FlopsProfiler(space, x, count_normalization=False, count_activation=False,
-                                         count_bias=False)
-        if "params" in self.budgets or self.base == "cheapest":
-            out["params"] = NumParamsProfiler(space, x)
+        with quiet_shape_inference():
+            if "flops" in self.budgets or self.base == "cheapest":
+                out["flops"] = FlopsProfiler(space, x, count_normalization=False, count_activation=False,
+                                             count_bias=False)
+            if "params" in self.budgets or self.base == "cheapest":
+                out["params"] = NumParamsProfiler(space, x)
         return out
 
     def cost(self, design) -> dict:
