@@ -1,11 +1,18 @@
-"""Under CI=true, the data the tests read must be there: a missing file fails the run instead of skipping."""
+"""Under CI=true, the data the tests read must be there: a missing file fails the run instead of skipping.
+
+NNI 3.0 keeps its experiment registry in ``~/nni-experiments`` (the home directory read when nni is first
+imported), and every ``NasExperiment`` a test runs registers there: the tests run with ``HOME`` set to a
+temporary folder, set here before anything imports nni, so nothing lands in the user's home.
+"""
 import glob
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+os.environ["HOME"] = tempfile.mkdtemp(prefix="deepmad-nni-tests-home-")
 sys.path.insert(0, str(Path(__file__).parent))   # tests/core_families.py
 
 

@@ -2,6 +2,7 @@
 import itertools
 import json
 import os
+from pathlib import Path
 import warnings
 
 import pytest
@@ -228,3 +229,22 @@ def test_nas_experiment_default_ts_engine(tmp_path, monkeypatch):
         sorted(json.dumps(d.sample, sort_keys=True) for d in strategy.designs)
     assert all(d.metric == float(score(CONFIGS["resnet-basic-cifar-small"].architecture_of_sample(d.sample)).params)
                for d in strategy.designs)
+
+
+def test_nni_registry_goes_to_the_test_home_not_the_users(tmp_path):
+    """NasExperiment registers in ~/nni-experiments: under the tests, HOME is a temporary folder (conftest)."""
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+    from nni.tools.nnictl import config_utils
+    home = Path(os.environ["HOME"])
+    assert home.name.startswith("deepmad-nni-tests-home-")
+    config = NasExperimentConfig("sequential", "simplified", "local")
+    config.experiment_working_directory = str(tmp_path)
+    config.max_trial_number = 1
+    exp = NasExperiment(get_space("resnet-basic-cifar-small"), FunctionalEvaluator(_count_params),
+                        DeepMAD(flops=150e6), config)
+    try:
+        exp.run()
+    finally:
+        exp.stop()
+    assert Path(config_utils.Experiments().experiment_file).parent == home / "nni-experiments"
+    assert exp.id in json.loads((home / "nni-experiments" / ".experiment").read_text())
