@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
+from ..log_levels import loggers_at
 from ..nas.trial_info import design_sample
 from .records import Candidate, RunRecord
 
@@ -56,14 +57,8 @@ def ignore_not_a_module_warning():
 def quiet_nni():
     """NNI logs every filtered sample, every model and every tuner seed at INFO: keep only errors meanwhile
     (and hide its "is found to be not a nn.Module" import-time warning, see :data:`NOT_A_MODULE_WARNING`)."""
-    logger = logging.getLogger("nni")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with ignore_not_a_module_warning():
-            yield
-    finally:
-        logger.setLevel(level)
+    with loggers_at(("nni",), logging.ERROR), ignore_not_a_module_warning():
+        yield
 
 
 class _Clock:

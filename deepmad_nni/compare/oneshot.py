@@ -13,12 +13,12 @@ Grey images are repeated to 3 channels for a supernet whose stem takes 3 (the pa
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import tempfile
 import time
 
+from ..log_levels import loggers_at
 from .harness import _Clock, quiet_nni
 from .records import Candidate, RunRecord
 
@@ -73,18 +73,9 @@ def _loaders(problem):
     return train, val
 
 
-@contextlib.contextmanager
 def _quiet_lightning():
     """Lightning prints its device summary and tips at INFO on every fit: keep warnings only meanwhile."""
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return loggers_at(("pytorch_lightning", "lightning.pytorch", "lightning_fabric"), logging.WARNING)
 
 
 def _export(strategy, name: str) -> dict:

@@ -9,8 +9,9 @@ traceback each time): :func:`quiet_shape_inference` keeps those loggers at ERROR
 """
 from __future__ import annotations
 
-import contextlib
 import logging
+
+from deepmad_nni.log_levels import loggers_at
 
 _SHAPE_LOGGERS = ("nni.nas.profiler.pytorch.utils.shape", "nni.nas.profiler.pytorch.utils.shape_formula")
 
@@ -42,15 +43,6 @@ def register_missing() -> list:
     return added
 
 
-@contextlib.contextmanager
 def quiet_shape_inference():
-    """NNI's shape-inference loggers at ERROR for the duration of the block (module docstring)."""
-    loggers = [logging.getLogger(name) for name in _SHAPE_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    """NNI's shape-inference loggers at ERROR for the duration of a ``with`` block (module docstring)."""
+    return loggers_at(_SHAPE_LOGGERS, logging.ERROR)
