@@ -4,9 +4,9 @@ It runs exactly as a user runs it, through the harness NNI's built-ins run throu
 (:func:`~.harness.run_nni_strategy`: ``SequentialExecutionEngine(max_model_count=N)``, the budget's ``Filter``,
 the problem's evaluator), with the problem's FLOPs/params budgets and the input the problem counts at: the
 benchmark's (1, 3, 32, 32) on the benchmark track, the dataset's (1, C, r, r) on the training track, where
-the space's FLOPs/params are NNI's profiler counts at that input too (NAS-Bench-Macro and SPACH there).  Its estimate evaluations are trained
-candidates and count in N like every other evaluation (it evaluates only networks within the budget, so the
-filter rejects none).  Not on the training track's package spaces: those are counted by the core, not by
+the space's FLOPs/params are NNI's profiler counts at that input too (NAS-Bench-Macro and SPACH there).  Its
+estimate evaluations are trained candidates and count in N like every other evaluation (it evaluates only
+networks within the budget, so the filter rejects none).  Not on the training track's package spaces: those are counted by the core, not by
 NNI's profilers, so MathNAS's costs would not be the problem's.
 """
 from __future__ import annotations

@@ -58,7 +58,7 @@ class DeepMADEvolution(EvaluationLoop):
 
     def _settings(self) -> dict:
         """The hyperparameters a trial shows (:mod:`.trial_info`)."""
-        return {"rho0": self.rho, "alpha": None if self.alpha is None else list(self.alpha), "beta": self.beta}
+        return {"rho0": self.rho, "alpha": self.alpha, "beta": self.beta}
 
     def _prepare(self) -> None:
         self.rho = self.route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha,

@@ -168,7 +168,7 @@ class DeepMADOptuna(EvaluationLoop):
                          [round(a, 3) for a in hp["alpha"]], source, score.objective, score.effectiveness,
                          score.flops, score.params)
             return Proposal(sample, key, score, source, {"trial": trial.number, "rho0": hp["rho"],
-                                                         "alpha": list(hp["alpha"]), "beta": hp["beta"]})
+                                                         "alpha": hp["alpha"], "beta": hp["beta"]})
 
     def _stalled(self) -> bool:
         """Infeasible hyperparameters fail their trial and the next is drawn; stop after many in a row."""
