@@ -1,10 +1,11 @@
-"""Measuring a latency table on this machine: every unit of a family, timed with torch.
+"""Measuring a latency table on this machine: every unit of a family or of a read space, timed with torch.
 
 :func:`profile` times each :class:`~deepmad_nni.core.latency_units.Unit` the way the built network runs it (the
-modules of :mod:`deepmad_nni.blocks`, eval mode, ``torch.inference_mode``, a random input of the unit's shape at
-the given batch size): ``warmup`` untimed calls, then the median of ``repeats`` timings, each timing the mean of
-enough back-to-back calls to last at least ``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).
-On CUDA every timing is bracketed by ``torch.cuda.synchronize()``.  torch's intra-op threads are pinned
+modules of :mod:`deepmad_nni.blocks`), and each unit of a space read by the reader
+(:class:`~deepmad_nni.nas.space_units.SpaceUnit`) the way that space runs it; in eval mode under
+``torch.inference_mode``, on a random input of the unit's shape at the given batch size: ``warmup`` untimed
+calls, then the median of ``repeats`` timings, each timing the mean of enough back-to-back calls to last at least
+``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).  On CUDA every timing is bracketed by ``torch.cuda.synchronize()``.  torch's intra-op threads are pinned
 (``torch.set_num_threads``) for the run and recorded, and denormal floats are flushed to zero
 (``torch.set_flush_denormal``): activations of untrained random networks shrink layer after layer into the
 denormal range, where CPU arithmetic is many times slower than on a trained network's values.
@@ -54,10 +55,14 @@ def settings_of(*, device: str, batch_size: int, threads: int, activation: str =
 
 
 def unit_callable(unit: Unit, *, batch_size: int, device: str):
-    """A no-argument callable running ``unit`` once on a fixed random input (eval mode)."""
+    """A no-argument callable running ``unit`` once on a fixed random input (eval mode); a read space's unit
+    (:class:`~deepmad_nni.nas.space_units.SpaceUnit`) the way that space runs it."""
     import torch
     from torch import nn
 
+    if unit.kind.startswith("space-"):
+        from .nas.space_units import unit_callable as space_unit_callable
+        return space_unit_callable(unit, batch_size=batch_size, device=device)
     from .blocks import ConvBN, SqueezeExcite
     x = torch.randn(batch_size, unit.c_in, unit.r_in, unit.r_in, device=device)
     if unit.kind == "conv":
@@ -108,7 +113,7 @@ def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, c
     """Measure every unit of ``units`` missing from the table at ``out`` (created when absent) and return it.
 
     ``settings``: :func:`settings_of`; an existing ``out`` measured under other identity settings is a
-    ValueError.  ``coverage``: {family name: MACs bound or None} recorded with the table.  ``measure``
+    ValueError.  ``coverage``: {family name or space id: MACs bound or None} recorded with the table.  ``measure``
     (unit -> ms) replaces the torch timing (tests).  The table is saved every ``save_every`` new entries and on
     any exit, interruption included; ``progress`` gets a line every ``report_every`` entries."""
     for name, value in (("warmup", warmup), ("repeats", repeats), ("save_every", save_every),
@@ -133,6 +138,8 @@ def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, c
         import torch
         torch.set_num_threads(settings["threads"])
         torch.set_flush_denormal(settings["flush_denormal"])
+        from .steady_memory import keep_freed_memory
+        table.settings["allocator"] = keep_freed_memory()      # no page faults in the timings (steady_memory.py)
 
         def measure(u):
             return time_unit(u, batch_size=settings["batch_size"], device=settings["device"], warmup=warmup,
@@ -158,10 +165,30 @@ def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, c
 
 
 def profile_family(family, out, *, device: str = "cpu", batch_size: int = 1, threads: int = 1, warmup: int = 3,
-                   repeats: int = 10, max_macs: float | None = None, **kwargs) -> LatencyTable:
+                   repeats: int = 10, max_macs: float | None = None, calibrate: int = 10, **kwargs) -> LatencyTable:
     """:func:`profile` of every unit of ``family`` (:func:`~deepmad_nni.core.latency_units.family_units`; with
-    ``max_macs``, those of at most that many MACs)."""
+    ``max_macs``, those of at most that many MACs), then, with ``max_macs``, the table's calibration against
+    ``calibrate`` networks measured end to end (:mod:`deepmad_nni.latency_calibration`; 0: none)."""
     settings = settings_of(device=device, batch_size=batch_size, threads=threads)
     units = family_units(family, max_macs=max_macs)
-    return profile(units, out, settings=settings, warmup=warmup, repeats=repeats, coverage={family.name: max_macs},
-                   **kwargs)
+    table = profile(units, out, settings=settings, warmup=warmup, repeats=repeats, coverage={family.name: max_macs},
+                    **kwargs)
+    done = table.settings.get("calibration") or {}
+    if calibrate and max_macs is not None and (done.get("family"), done.get("max_macs")) != (family.name, max_macs):
+        from .latency_calibration import calibrate as fit
+        report = kwargs.get("progress", _stderr)
+        report(f"latency calibration: {calibrate} networks of {family.name} measured end to end")
+        c = fit(table, family, max_macs=max_macs, count=calibrate, warmup=warmup, repeats=repeats, progress=report)
+        report(f"  unit_ms = {c['scale']:.3g} x entry + {c['ms_per_mb']:.3g} ms/MB + {c['ms_per_unit']:.3g} ms; "
+               f"fit median error {100 * c['fit_median_rel_error']:.1f}%")
+        table.save(out)
+    return table
+
+
+def profile_space(units, out, *, device: str = "cpu", batch_size: int = 1, threads: int = 1, warmup: int = 3,
+                  repeats: int = 10, **kwargs) -> LatencyTable:
+    """:func:`profile` of every unit of a read space (``units``: its
+    :class:`~deepmad_nni.nas.space_units.SpaceUnits`), recorded in the table's coverage under its ``space_id``."""
+    settings = settings_of(device=device, batch_size=batch_size, threads=threads)
+    return profile(units.units(), out, settings=settings, warmup=warmup, repeats=repeats,
+                   coverage={units.space_id: None}, **kwargs)

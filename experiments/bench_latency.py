@@ -1,14 +1,16 @@
-"""Does a latency table predict? Predicted (sum of table entries) vs measured end-to-end latency of built models.
+"""Does a latency table predict? Predicted (calibrated table) vs measured end-to-end latency of built models.
 
 For ``--designs`` designs across a family's range (the core solver's designs at FLOPs budgets spaced
 geometrically between ``--flops-range LO HI``; rho_0 the family's, no params budget, quick solve, seed 0: all
 deterministic), the script
 
-1. profiles the family's units up to HI MACs into ``--table`` (resumable; reused when already complete);
+1. profiles the family's units up to HI MACs into ``--table`` (resumable; reused when already complete) and
+   calibrates it on ``--calibrate`` networks of its own (seeded designs at random budgets, not the checked ones;
+   :mod:`deepmad_nni.latency_calibration`);
 2. measures each design's built torch module (``deepmad_nni.builder.build_model``, eval, inference mode) on the
    same device, batch and threads as the table: warm-up, then the median of ``--repeats`` timed forwards;
 3. prints the median relative error |predicted - measured| / measured, Spearman's rank correlation, the
-   profiling time, and for three latency budgets (the 25/50/75 % quantiles of the measured latencies) whether
+   profiling time (and the same figures for the uncalibrated plain sum of entries), and for three latency budgets (the 25/50/75 % quantiles of the measured latencies) whether
    the design ``solve(..., latency=budget)`` returns meets the budget when measured.
 
 Targets (issue 16): mbv2-se-224 and resnet-bottleneck-224, batch 1, CPU, 1 thread: median error <= 10 %,
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import sys
 import time
 
@@ -36,27 +38,6 @@ DEFAULT_RANGES = {    # FLOPs (MACs) ranges: mobile nets, ResNet-18..50, and CIF
     "resnet-bottleneck-cifar": (20e6, 1.0e9),
     "nas-bench-macro": (10e6, 120e6),
 }
-
-
-def measure_model(arch, *, device: str, batch_size: int, warmup: int, repeats: int) -> float:
-    """Median ms of one forward of the built module of ``arch``."""
-    import torch
-
-    from deepmad_nni.builder import build_model
-    model = build_model(arch).to(device).eval()
-    x = torch.randn(batch_size, arch.in_channels, arch.resolution, arch.resolution, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    times = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
-        sync()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            sync()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def designs(family, lo: float, hi: float, count: int):
@@ -82,6 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=10, help="timings per unit and per model (median)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--calibrate", type=int, default=10,
+                   help="networks measured end to end to calibrate the table (its own seeded designs; 0: none)")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
 
@@ -90,21 +73,25 @@ def main(argv=None) -> int:
 
     from deepmad_nni.core import get_family, solve
     from deepmad_nni.core.latency import predicted_latency
+    from deepmad_nni.core.latency_units import arch_units
+    from deepmad_nni.latency_calibration import measure_network
     from deepmad_nni.latency_profile import profile_family
+    from deepmad_nni.steady_memory import keep_freed_memory
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)     # as the profile does (deepmad_nni/latency_profile.py)
+    allocator = keep_freed_memory()    # as the profile does (deepmad_nni/steady_memory.py)
     family = get_family(args.family)
     lo, hi = args.flops_range or DEFAULT_RANGES[args.family]
     t0 = time.perf_counter()
     table = profile_family(family, args.table, device=args.device, batch_size=args.batch_size, threads=args.threads,
-                           warmup=args.warmup, repeats=args.repeats, max_macs=hi)
+                           warmup=args.warmup, repeats=args.repeats, max_macs=hi, calibrate=args.calibrate)
     profile_s = table.settings.get("measured_s", time.perf_counter() - t0)
     picked = designs(family, lo, hi, args.designs)
     rows = []
     for i, (budget, arch) in enumerate(picked, 1):
         pred = predicted_latency(arch, table)
-        meas = measure_model(arch, device=args.device, batch_size=args.batch_size, warmup=args.warmup,
+        meas = measure_network(arch, device=args.device, batch_size=args.batch_size, warmup=args.warmup,
                              repeats=args.repeats)
         rows.append({"flops_budget": budget, "predicted_ms": pred, "measured_ms": meas})
         print(f"design {i:2d}/{len(picked)}: FLOPs budget {budget:.4g}  predicted {pred:8.3f} ms  measured "
@@ -117,16 +104,22 @@ def main(argv=None) -> int:
     for q in (0.25, 0.5, 0.75):
         budget = float(np.quantile(meas, q))
         r = solve(family, flops=hi, latency=budget, latency_table=table, seed=0)
-        got = measure_model(r.architecture, device=args.device, batch_size=args.batch_size, warmup=args.warmup,
+        got = measure_network(r.architecture, device=args.device, batch_size=args.batch_size, warmup=args.warmup,
                             repeats=args.repeats) if r.designs else None
         checks.append({"budget_ms": budget, "status": r.status, "predicted_ms": r.latency if r.designs else None,
                        "measured_ms": got, "meets": got is not None and got <= budget})
-    summary = {"family": family.name, "settings": table.settings, "flops_range": [lo, hi], "designs": len(rows),
+    uncal = np.array([sum(table.ms(u) for u in arch_units(a)) for _, a in picked])
+    rel_uncal = np.abs(uncal - meas) / meas
+    summary = {"family": family.name, "settings": table.settings, "allocator": allocator,
+               "median_rel_error_uncalibrated": float(np.median(rel_uncal)),
+               "spearman_uncalibrated": float(spearmanr(uncal, meas)[0]) if len(rows) > 2 else float("nan"), "flops_range": [lo, hi], "designs": len(rows),
                "profile_s": profile_s, "table_entries": len(table), "median_rel_error": float(np.median(rel)),
                "max_rel_error": float(rel.max()), "spearman": rho_s, "rows": rows, "latency_budgets": checks}
     print(f"{family.name}: {len(rows)} designs, table of {len(table)} units profiled in {profile_s:.1f} s; "
           f"median relative error {100 * summary['median_rel_error']:.1f}% (max {100 * summary['max_rel_error']:.1f}%),"
-          f" Spearman {rho_s:.3f}")
+          f" Spearman {rho_s:.3f}; uncalibrated (plain sum of entries): median error "
+          f"{100 * summary['median_rel_error_uncalibrated']:.1f}%, Spearman {summary['spearman_uncalibrated']:.3f}; "
+          f"uptime load {os.getloadavg()[0]:.2f}")
     for c in checks:
         print(f"  latency <= {c['budget_ms']:.3f} ms: {c['status']}, predicted {c['predicted_ms']}, measured "
               f"{c['measured_ms']}, meets: {c['meets']}")

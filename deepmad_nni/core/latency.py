@@ -5,10 +5,14 @@ device under one set of settings (``settings``: device, device name, batch size,
 version, activation, denormals flushed, warm-up and repeats).  ``deepmad-nni latency profile`` writes one
 (:mod:`deepmad_nni.latency_profile`); this module only reads, checks and sums it.
 
-    predicted_latency(arch, table) = sum of the table's entries over arch_units(arch)      (milliseconds)
+    predicted_latency(arch, table) = sum over arch_units(arch) of table.unit_ms(u)            (milliseconds)
+    unit_ms(u) = scale * entry(u) + ms_per_mb * megabytes(u) + ms_per_unit
 
-There is no constant term: the stem and the classifier are units of their own (``conv`` and ``head``), and the
-Python overhead of the containers around the units is not measured (docs/latency.md gives its size).
+An entry is the unit timed alone, with its input and weights hot in the cache.  Inside a network every unit
+reads tensors another unit wrote and weights no unit touched since the last forward, so it runs slower; the
+table's ``calibration`` (:func:`fit_calibration`: non-negative least squares of end-to-end measured networks on
+their summed entries, summed megabytes moved and unit count) carries that in three coefficients.  A table
+without one (synthetic tables, tables profiled with ``calibrate=0``) predicts the plain sum of its entries.
 """
 from __future__ import annotations
 
@@ -58,6 +62,31 @@ class LatencyTable:
             raise ValueError(f"the latency table has no entry for unit {unit.key()!r} ({len(self.entries)} entries; "
                              f"profiled families and their MACs bounds: {coverage}); profile the family of this "
                              "design with deepmad-nni latency profile.") from None
+
+    @property
+    def calibration(self) -> dict:
+        """``scale``, ``ms_per_mb``, ``ms_per_unit`` (and how they were fitted); the identity (1, 0, 0) without one."""
+        return self.settings.get("calibration") or {"scale": 1.0, "ms_per_mb": 0.0, "ms_per_unit": 0.0}
+
+    def unit_ms(self, unit: Unit) -> float:
+        """The unit's predicted milliseconds inside a network (module docstring)."""
+        c = self.calibration
+        return (c["scale"] * self.ms(unit) + c["ms_per_mb"] * unit.megabytes(self.settings["batch_size"])
+                + c["ms_per_unit"])
+
+    @property
+    def margin(self) -> float:
+        """The relative safety margin of a budget: the largest under-prediction among the calibration networks
+        (``calibration["margin"]``), 0 without a calibration."""
+        return float(self.calibration.get("margin", 0.0))
+
+    def guarded(self, predicted_ms: float) -> float:
+        """The prediction raised by :attr:`margin`: what a latency budget is checked against."""
+        return predicted_ms * (1.0 + self.margin)
+
+    def within(self, predicted_ms: float, budget_ms: float) -> bool:
+        """Whether a design predicted at ``predicted_ms`` meets ``budget_ms`` (:meth:`guarded` within it)."""
+        return self.guarded(predicted_ms) <= budget_ms
 
     def max_macs(self, family: str):
         """The MACs bound ``family`` was profiled under (``--flops``; None: every unit), or None when unprofiled."""
@@ -126,5 +155,32 @@ def as_table(table) -> LatencyTable:
 
 
 def predicted_latency(arch: Architecture, table: LatencyTable) -> float:
-    """Milliseconds ``table`` predicts for ``arch``: the sum of its entries over :func:`arch_units`."""
-    return float(sum(table.ms(u) for u in arch_units(arch)))
+    """Milliseconds ``table`` predicts for ``arch``: :meth:`LatencyTable.unit_ms` summed over :func:`arch_units`."""
+    return float(sum(table.unit_ms(u) for u in arch_units(arch)))
+
+
+def calibration_features(units, table: LatencyTable) -> tuple[float, float, int]:
+    """(summed entries ms, summed megabytes, unit count) of a network's units: the regressors of the fit."""
+    batch = table.settings["batch_size"]
+    return (float(sum(table.ms(u) for u in units)), float(sum(u.megabytes(batch) for u in units)), len(units))
+
+
+def fit_calibration(features, measured_ms) -> dict:
+    """The coefficients (scale, ms_per_mb, ms_per_unit) >= 0 minimising the squared *relative* error of
+    ``scale * entries + ms_per_mb * megabytes + ms_per_unit * units`` against ``measured_ms`` (one row of
+    :func:`calibration_features` per measured network; at least 3), and ``margin``: the largest relative
+    under-prediction among them (measured / predicted - 1, at least 0), by which budgets are guarded."""
+    import numpy as np
+    from scipy.optimize import nnls
+    x, y = np.asarray(features, dtype=float), np.asarray(measured_ms, dtype=float)
+    if x.ndim != 2 or x.shape[1] != 3 or len(x) < 3 or len(y) != len(x):
+        raise ValueError(f"fit_calibration needs at least 3 networks with 3 features each and one measured time "
+                         f"each, but got features of shape {x.shape} and {y.shape[0] if y.ndim else 0} times.")
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise ValueError(f"measured_ms must be positive finite times, but got {y.tolist()!r}.")
+    coef, _ = nnls(x / y[:, None], np.ones(len(y)))
+    pred = x @ coef
+    rel = np.abs(pred - y) / y
+    return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "ms_per_unit": float(coef[2]),
+            "margin": float(max(0.0, (y / pred).max() - 1.0)), "networks": int(len(y)),
+            "fit_median_rel_error": float(np.median(rel)), "fit_max_rel_error": float(rel.max())}

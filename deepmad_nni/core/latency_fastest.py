@@ -19,7 +19,7 @@ def _cost(units: list[Unit], table: LatencyTable, max_macs: float | None) -> flo
     total = 0.0
     for u in units:
         if u.key() in table.entries:
-            total += table.entries[u.key()]
+            total += table.unit_ms(u)
         elif max_macs is not None and u.macs > max_macs:
             return math.inf      # a unit over the FLOPs budget: no feasible design runs it
         else:

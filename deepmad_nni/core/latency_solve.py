@@ -145,7 +145,7 @@ def solve_with_budgets(family, *, latency=None, latency_table=None, max_feature_
         key = d.architecture.canonical()
         if key not in known:
             known[key] = predicted_latency(d.architecture, table)
-        return known[key] <= latency
+        return table.within(known[key], latency)
 
     if method == "enumerate" or (method == "auto" and fam.size() <= BRUTE_FORCE_MAX):
         return finish(*_exact(solve, fam, kw, top_k, fits, latency, table))
@@ -188,7 +188,7 @@ def _search(solve, fam, kw, top_k, fits, latency, table, method, progress):
     prog = Program.create(fam, **{k: v for k, v in kw.items() if k in ("flops", "params", "rho", "alpha", "beta",
                                                                         "convention")})
     fast_ms, fast_arch = fastest_design(fam, table, max_macs=kw.get("flops"))
-    if fast_ms > latency:
+    if not table.within(fast_ms, latency):
         return (INFEASIBLE, f"No design of {fam.name} meets latency <= {latency:.4g} ms: its fastest design (whatever "
                 f"FLOPs, params and rho) takes {fast_ms:.4g} ms (predicted).", [], float("-inf"), nodes,
                 relaxed.constraints)

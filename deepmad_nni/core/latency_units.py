@@ -61,6 +61,29 @@ class Unit:
             return 2 * self.c_in * se_width(self.c_in)
         return 0
 
+    @property
+    def activation_elements(self) -> int:
+        """Elements per sample the unit reads and writes: its input(s) and its output."""
+        inputs = 2 if self.kind == "add" else 1
+        out = self.c_out if self.kind == "head" else self.c_out * self.r_out ** 2
+        return inputs * self.c_in * self.r_in ** 2 + out
+
+    @property
+    def weight_elements(self) -> int:
+        """Elements of the unit's weights (conv/linear, and BatchNorm's folded scale and shift)."""
+        if self.kind == "conv":
+            return self.c_in // self.groups * self.c_out * self.kernel ** 2 + 2 * self.c_out
+        if self.kind == "head":
+            return (self.c_in + 1) * self.c_out
+        if self.kind == "se":
+            from .arch import se_width
+            return 2 * self.c_in * se_width(self.c_in) + self.c_in + se_width(self.c_in)
+        return 0
+
+    def megabytes(self, batch_size: int) -> float:
+        """float32 megabytes the unit moves at ``batch_size``: activations per sample times the batch, weights once."""
+        return 4e-6 * (batch_size * self.activation_elements + self.weight_elements)
+
     def key(self) -> str:
         """The unit as a table key: ``"conv 3 16 3 2 1 224 1"`` (fields in the order of :data:`_FIELDS`)."""
         return " ".join([self.kind] + [str(int(getattr(self, f))) for f in _FIELDS[1:]])

@@ -26,12 +26,15 @@ class DeepMADEvolution(EvaluationLoop):
     """See the module docstring.  Keyword-only settings: ``flops`` (MACs) / ``params`` budgets, ``rho``
     (rho_0; default as :class:`deepmad_nni.DeepMAD`), ``alpha``, ``beta``, ``convention``, ``initial``
     (DeepMAD designs evaluated first), ``population_size``, ``sample_size``, ``seed``, ``time_limit`` (the
-    solver's; None: quick), ``input_size``."""
+    solver's; None: quick), ``input_size``, ``latency`` (ms, with ``latency_table``) and ``max_feature_map``
+    budgets as :class:`~deepmad_nni.DeepMAD`'s (docs/latency.md): seeds and mutants all meet them."""
 
     def __init__(self, *, flops=None, params=None, rho=None, alpha=None, beta: float = 10.0,
                  convention: str = "official", initial: int = 4, population_size: int = 20, sample_size: int = 5,
-                 seed: int = 0, time_limit: float | None = None, input_size=None):
-        super().__init__(flops=flops, params=params, input_size=input_size)
+                 seed: int = 0, time_limit: float | None = None, input_size=None, latency=None,
+                 latency_table=None, max_feature_map=None):
+        super().__init__(flops=flops, params=params, input_size=input_size, latency=latency,
+                         latency_table=latency_table, max_feature_map=max_feature_map)
         self.rho = positive_number("rho", rho)
         self.alpha = None if alpha is None else non_negative_weights("alpha", alpha)
         self.beta = non_negative_number("beta", beta)
@@ -64,7 +67,8 @@ class DeepMADEvolution(EvaluationLoop):
         self.rho = self.route.resolve_rho(self.rho, flops=self.flops, params=self.params, alpha=self.alpha,
                                           beta=self.beta, convention=self.convention)
         from .route import DeepMADInfeasible, infeasible_message
-        result, self._seeds = self.route.solve(**self._program(), top_k=self.initial, time_limit=self.time_limit)
+        result, self._seeds = self.route.solve(**self._program(), top_k=self.initial, time_limit=self.time_limit,
+                                               budgets=self.device.solve_kwargs())
         if not self._seeds:
             raise DeepMADInfeasible(infeasible_message(self.route, result, **self._program()))
 
@@ -73,7 +77,8 @@ class DeepMADEvolution(EvaluationLoop):
         for rec in self._seeds:
             key = self.route.network(rec.sample)
             if key not in done:
-                return Proposal(rec.sample, key, rec.score, "program", {"status": rec.status, **self._settings()})
+                return Proposal(rec.sample, key, rec.score, "program", {"status": rec.status, **self._settings(),
+                                                                         **rec.device})
         population = [p for p in self.history[-self.population_size:] if p.metric is not None]
         if not population:
             return None
@@ -83,9 +88,11 @@ class DeepMADEvolution(EvaluationLoop):
         for pairs in (False, True):
             for parent in parents:
                 ranked = ranked_mutants(self.route, [parent.sample], done, pairs=pairs, **self._program())
-                if ranked:
-                    score, sample, key = ranked[0]
-                    return Proposal(sample, key, score, "mutation", {"parent": parent.network, **self._settings()})
+                for score, sample, key in ranked:
+                    device = self.admitted(sample, score)
+                    if device is not None:
+                        return Proposal(sample, key, score, "mutation", {"parent": parent.network,
+                                                                         **self._settings(), **device})
         return None
 
     def state_dict(self) -> dict:

@@ -5,8 +5,10 @@ hear its metric back through the engine's TrainingEnd event (so the sequential e
 engine with concurrent trials both work).  A subclass implements ``_prepare`` (once, before the first
 proposal), ``_propose`` (the next design: a :class:`Proposal`, or None when it has none) and ``_finished``.
 The submitted sample carries the proposal's hyperparameters and figures (:mod:`.trial_info`), so NNI's
-web UI shows them with the trial's parameters.  Designs are keyed by network (:meth:`deepmad_nni.nas.route._Route.network`): two samples that build the
-same network are one design.
+web UI shows them with the trial's parameters.  Designs are keyed by network
+(:meth:`deepmad_nni.nas.route._Route.network`): two samples that build the same network are one design.
+Beside FLOPs and params, ``latency`` (with ``latency_table``) and ``max_feature_map`` are budgets
+(:mod:`deepmad_nni.core.device_budgets`): the solver's designs meet them, and so does every mutant proposed (:meth:`admitted`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from nni.nas.strategy import Strategy
 from deepmad_nni.core.program import positive_number
 from deepmad_nni.core.score import Score
 
+from deepmad_nni.core.device_budgets import DeviceBudgets
 from .trial_info import annotated
 
 _logger = logging.getLogger(__name__)
@@ -57,10 +60,13 @@ def metric_value(metric) -> float | None:
 class EvaluationLoop(Strategy):
     """Base of the evaluation-spending DeepMAD strategies (module docstring)."""
 
-    def __init__(self, *, flops=None, params=None, input_size=None):
+    def __init__(self, *, flops=None, params=None, input_size=None, latency=None, latency_table=None,
+                 max_feature_map=None):
         super().__init__()
         self.flops = positive_number("flops", flops)
         self.params = positive_number("params", params)
+        self.device = DeviceBudgets.create(latency=latency, latency_table=latency_table,
+                                           max_feature_map=max_feature_map)
         if self.flops is None and self.params is None:
             raise ValueError("flops and params cannot both be None: DeepMAD designs within a budget.")
         if input_size is not None and (len(tuple(input_size)) != 4 or min(input_size) < 1):
@@ -88,6 +94,14 @@ class EvaluationLoop(Strategy):
 
     def within_budget(self, score: Score) -> bool:
         return (self.flops is None or score.flops <= self.flops) and (self.params is None or score.params <= self.params)
+
+    def admitted(self, sample: dict, score: Score) -> dict | None:
+        """The device figures of ``sample`` (latency_ms / max_feature_map, :mod:`deepmad_nni.core.device_budgets`) when it is within
+        every budget (FLOPs, params, latency, feature map), else None."""
+        if not self.within_budget(score):
+            return None
+        figures = self.device.figures(self.route, sample)
+        return figures if self.device.met(figures) else None
 
     def _initialize(self, model_space, engine):
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)

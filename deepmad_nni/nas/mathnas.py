@@ -43,6 +43,22 @@ no-good cut and the ILP is re-solved (**cut and re-solve**), so every submitted 
 by the profilers.  Designs the linear model over-estimates beyond a budget are not proposed (none where
 costs are additive, as on NAS-Bench-Macro).  Choices whose linear lower bound exceeds a budget are pruned.
 
+**Latency** (``latency`` in ms) is one more such cost, with the same swap-delta model, exact check and cut and
+re-solve; its exact measure of a design is
+
+* with ``latency_table`` (a ``LatencyTable`` or its file, ``deepmad-nni latency profile``): the table's
+  prediction ``predicted_latency(architecture_of_sample(sample), table)`` on a space that maps to a core family
+  (the package's ``search_spaces``, NAS-Bench-Macro; :func:`deepmad_nni.nas.route.core_mapping`), deterministic;
+  a table on any other space is a ValueError;
+* without a table (any NNI space: DARTS, SPACH, a user's): the frozen network measured on ``latency_device``
+  (``"cpu"`` | ``"cuda"``; needs ``input_size``) with ``latency_threads`` torch threads, each design once
+  (:mod:`deepmad_nni.nas.measured_latency`).  Measurements are noisy: the budget is met *as measured at check
+  time*, and the run is no longer deterministic.
+
+``latency`` needs a table or a ``latency_device`` (the default ``"cpu"``; None refuses to measure).  A table
+alone (no ``latency``) only reports each design's predicted latency.  Every submitted design's latency is in its
+:class:`Evaluation` (``latency``), in the summary log line and in :meth:`MathNAS.state_dict`.
+
 **3. Search**: the one-hot ILP (:func:`deepmad_nni.core.block_ilp.best_designs`, HiGHS via
 ``scipy.optimize.milp``, exact) gives the optimum of the estimated contributions within the budgets, then
 the next-best distinct designs (no-good cuts on every design evaluated), one per evaluation until NNI's
@@ -52,13 +68,14 @@ budget (``max_trial_number``) is spent.  ``refit=True`` refits the contributions
 A budget no design meets raises :class:`MathNASInfeasible` (a ValueError) before anything is evaluated, so
 the experiment fails with it; so does a non-categorical label (e.g. ``nni.uniform``) or an
 ``estimate_evaluations`` below the scheme's minimum.  Deterministic: the same ``seed`` gives the same
-designs.  Samples name all labels (also inactive ones beyond a Repeat depth); two designs are distinct when
-their samples differ.
+designs (unless a measured latency decides a budget).  Samples name all labels (also inactive ones beyond a
+Repeat depth); two designs are distinct when their samples differ.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 from nni.nas.strategy import Strategy
@@ -67,6 +84,7 @@ from deepmad_nni.core.block_estimate import (BlockSpace, fit_contributions, free
                                              sampled_designs, swap_designs)
 from deepmad_nni.core.block_ilp import OneHotConstraint, best_designs, iter_designs
 from deepmad_nni.core.program import positive_number
+from deepmad_nni.latency_profile import DEVICES
 
 from .loop import check_int, metric_value
 
@@ -74,6 +92,7 @@ _logger = logging.getLogger(__name__)
 ESTIMATES = ("swap", "lstsq")
 BASES = ("cheapest", "random", "first")
 MAX_CUTS = 10_000
+UNITS = {"flops": " MACs", "params": "", "latency": " ms"}
 
 
 class MathNASInfeasible(ValueError):
@@ -147,27 +166,61 @@ class Evaluation:
     phase: str
     metric: float | None = None
     predicted: float | None = None
+    latency: float | None = None   # ms: the table's prediction or the measurement (module docstring)
+
+
+@dataclass(frozen=True)
+class TableLatency:
+    """The latency ``table`` predicts for a sample (``.profile(sample)``, ms) through a space's core route, raised
+    by the table's calibration margin (``LatencyTable.guarded``, docs/latency.md): the cost the budget is checked on."""
+
+    route: object         # a deepmad_nni.nas.route.CoreRoute
+    table: object         # a core LatencyTable
+
+    def profile(self, sample: dict) -> float:
+        return float(self.table.guarded(self.route.predicted_latency(sample, self.table)))
+
+    def describe(self) -> str:
+        return f"predicted by the latency table ({self.table.describe()})"
 
 
 class MathNAS(Strategy):
-    """See the module docstring.  Keyword-only settings: ``flops`` (MACs) / ``params`` budgets (optional),
-    ``input_size`` (N, C, H, W; required with a budget), ``estimate`` (``"swap"`` | ``"lstsq"``),
-    ``estimate_evaluations`` (None: the scheme's minimum), ``base`` (``"cheapest"`` | ``"random"`` |
-    ``"first"`` | a sample; None: random), ``refit``, ``seed``,
+    """See the module docstring.  Keyword-only settings: ``flops`` (MACs) / ``params`` / ``latency`` (ms)
+    budgets (optional), ``input_size`` (N, C, H, W; required with flops, params or a measured latency),
+    ``latency_table`` (a LatencyTable or its path; None: latency measured), ``latency_device`` (``"cpu"`` |
+    ``"cuda"`` | None: where a latency without a table is measured), ``latency_threads`` (torch threads while
+    measuring), ``estimate`` (``"swap"`` | ``"lstsq"``), ``estimate_evaluations`` (None: the scheme's minimum),
+    ``base`` (``"cheapest"`` | ``"random"`` | ``"first"`` | a sample; None: random), ``refit``, ``seed``,
     ``time_limit`` (seconds per ILP solve; None: none)."""
 
-    def __init__(self, *, flops=None, params=None, input_size=None, estimate: str = "swap",
+    def __init__(self, *, flops=None, params=None, input_size=None, latency=None, latency_table=None,
+                 latency_device: str | None = "cpu", latency_threads: int = 1, estimate: str = "swap",
                  estimate_evaluations: int | None = None, base=None, refit: bool = False, seed: int = 0,
                  time_limit: float | None = None):
         super().__init__()
         self.flops = positive_number("flops", flops)
         self.params = positive_number("params", params)
+        self.latency = positive_number("latency", latency)
+        if latency_table is not None:
+            from deepmad_nni.core.latency import as_table
+            latency_table = as_table(latency_table)
+        self.latency_table = latency_table
+        if latency_device is not None and latency_device not in DEVICES:
+            raise ValueError(f"latency_device must be one of {list(DEVICES)} or None, but got {latency_device!r}.")
+        self.latency_device = latency_device
+        self.latency_threads = check_int("latency_threads", latency_threads)
+        measured = self.latency is not None and latency_table is None
+        if measured and latency_device is None:
+            raise ValueError("latency needs latency_table (a LatencyTable or a table file from deepmad-nni latency "
+                             "profile) or latency_device (where to measure the frozen networks), but got neither.")
         if input_size is not None and (len(tuple(input_size)) != 4 or min(input_size) < 1):
             raise ValueError(f"input_size must be (N, C, H, W) with positive entries, but got {input_size!r}.")
-        if input_size is None and (self.flops is not None or self.params is not None):
-            raise ValueError("input_size must be (N, C, H, W) when flops or params is set (the profilers need an "
-                             "input), but got None.")
+        if input_size is None and (self.flops is not None or self.params is not None or measured):
+            raise ValueError("input_size must be (N, C, H, W) when flops, params or latency without a latency_table "
+                             "is set (the profilers and the measured networks need an input), but got None.")
         self.input_size = tuple(input_size) if input_size is not None else None
+        if latency_table is not None and self.input_size is not None:
+            latency_table.check({"batch_size": self.input_size[0]}, source="latency_table")
         if estimate not in ESTIMATES:
             raise ValueError(f"estimate must be one of {list(ESTIMATES)}, but got {estimate!r}.")
         self.estimate = estimate
@@ -194,30 +247,67 @@ class MathNAS(Strategy):
 
     @property
     def budgets(self) -> dict:
-        return {k: v for k, v in (("flops", self.flops), ("params", self.params)) if v is not None}
+        return {k: v for k, v in (("flops", self.flops), ("params", self.params), ("latency", self.latency))
+                if v is not None}
 
     def extra_repr(self) -> str:
+        latency = ""
+        if self.latency is not None or self.latency_table is not None:
+            latency = (f", latency={self.latency}, latency_table={self.latency_table.describe()!r}"
+                       if self.latency_table is not None else
+                       f", latency={self.latency}, latency_device={self.latency_device!r}, "
+                       f"latency_threads={self.latency_threads}")
         return (f"flops={self.flops}, params={self.params}, input_size={self.input_size}, estimate={self.estimate!r}, "
                 f"estimate_evaluations={self.estimate_evaluations}, base={self.base!r}, refit={self.refit}, "
-                f"seed={self.seed}")
+                f"seed={self.seed}{latency}")
 
     # -- costs ---------------------------------------------------------------------------------------------
     def _profilers(self):
-        import torch
-        from nni.nas.profiler.pytorch.flops import FlopsProfiler, NumParamsProfiler
-
-        from .nni_shapes import quiet_shape_inference, register_missing
-        from .route import raw_space
-        register_missing()      # NNI's DARTS-style cells need shape formulas NNI 3.0 lacks
-        space, x = raw_space(self.model_space), torch.zeros(*self.input_size)
+        """name -> an object whose ``profile(sample)`` is the exact cost: NNI's FLOPs / params profilers and
+        the latency measure (:meth:`_latency_measure`)."""
         out = {}
-        with quiet_shape_inference():
-            if "flops" in self.budgets or self.base == "cheapest":
-                out["flops"] = FlopsProfiler(space, x, count_normalization=False, count_activation=False,
-                                             count_bias=False)
-            if "params" in self.budgets or self.base == "cheapest":
-                out["params"] = NumParamsProfiler(space, x)
+        if "flops" in self.budgets or "params" in self.budgets or self.base == "cheapest":
+            import torch
+            from nni.nas.profiler.pytorch.flops import FlopsProfiler, NumParamsProfiler
+
+            from .nni_shapes import quiet_shape_inference, register_missing
+            from .route import raw_space
+            register_missing()      # NNI's DARTS-style cells need shape formulas NNI 3.0 lacks
+            space, x = raw_space(self.model_space), torch.zeros(*self.input_size)
+            with quiet_shape_inference():
+                if "flops" in self.budgets or self.base == "cheapest":
+                    out["flops"] = FlopsProfiler(space, x, count_normalization=False, count_activation=False,
+                                                 count_bias=False)
+                if "params" in self.budgets or self.base == "cheapest":
+                    out["params"] = NumParamsProfiler(space, x)
+        if self.latency is not None:
+            out["latency"] = self._latency
         return out
+
+    def _latency_measure(self):
+        """The exact latency measure of a sample (module docstring): :class:`TableLatency` with a table,
+        :class:`~deepmad_nni.nas.measured_latency.MeasuredLatency` for a latency without one, else None."""
+        if self.latency_table is not None:
+            from .route import core_mapping, raw_space, route_of
+            space = raw_space(self.model_space)
+            if core_mapping(space) is None:
+                raise ValueError(f"latency_table needs a space that maps to a core family (the package's "
+                                 f"search_spaces, NAS-Bench-Macro), but got {type(space).__name__}; without a table "
+                                 f"MathNAS measures the frozen networks on latency_device.")
+            return TableLatency(route_of(space, self.input_size), self.latency_table)
+        if self.latency is not None:
+            from .measured_latency import MeasuredLatency
+            return MeasuredLatency(self.model_space, self.input_size, device=self.latency_device,
+                                   threads=self.latency_threads)
+        return None
+
+    def latency_of(self, design) -> float | None:
+        """The latency (ms) of ``design`` by the exact measure (memoised with its costs); None without one."""
+        if self._latency is None:
+            return None
+        if "latency" in self._profiler:
+            return self.cost(design)["latency"]
+        return self._latency.profile(sample_of(self.blocks, design))
 
     def cost(self, design) -> dict:
         """The profilers' exact costs of ``design`` (memoised)."""
@@ -256,6 +346,7 @@ class MathNAS(Strategy):
         self.blocks, self.space = read_blocks(self.model_space)
         self._rng = np.random.default_rng(self.seed)
         self._costs: dict = {}
+        self._latency = self._latency_measure()
         self._profiler = self._profilers() if self.budgets or self.base == "cheapest" else {}
         self.allowed = [np.ones(n, dtype=bool) for n in self.space.n_choices]
         first = [0] * len(self.blocks)
@@ -296,23 +387,28 @@ class MathNAS(Strategy):
 
     def _cheapest_within(self, linear, tries: int = 100):
         """The cheapest design by the linear costs that the profilers find within the budgets (the linear
-        model's cheapest designs in order, cut and re-solved); :class:`MathNASInfeasible` when none is."""
+        model's ``tries`` cheapest designs in order, lazily by :func:`~deepmad_nni.core.block_ilp.iter_designs`:
+        no cuts, so a hundred tries stay fast); :class:`MathNASInfeasible` when none is."""
         names = list(self.budgets) or list(linear)
         scale = {n: self.budgets.get(n) or max(abs(linear[n][0]), 1.0) for n in names}
         scores = [-sum(linear[n][1][i] / scale[n] for n in names) for i in range(len(self.blocks))]
-        seen = []
-        for _ in range(tries):
-            result = self._ilp(scores, exclude=seen, allowed=self.allowed, constraints=self._cardinality)
-            if result.best is None:
-                break
-            if self.within_budget(result.best):
-                return result.best
-            seen.append(result.best)
+        seen, stats = [], {"milp_calls": 0, "solve_s": 0.0}
+        try:
+            for design, _ in islice(iter_designs(scores, constraints=self._cardinality, allowed=self.allowed,
+                                                 stats=stats), tries):
+                if self.within_budget(design):
+                    return design
+                seen.append(design)
+        finally:
+            self.ilp_seconds += stats["solve_s"]
+            self.ilp_calls += stats["milp_calls"]
         least = self.cost(seen[0]) if seen else {}
         raise MathNASInfeasible(
-            "no design meets the budgets " + ", ".join(f"{k} <= {v:.6g}" for k, v in self.budgets.items())
-            + ": the cheapest design costs " + ", ".join(f"{k} = {least.get(k, float('nan')):.6g}" for k in self.budgets)
-            + (f" ({sample_of(self.blocks, seen[0])})" if seen else "") + f"; {len(seen)} cheapest designs tried.")
+            "no design meets the budgets " + ", ".join(f"{k} <= {v:.6g}{UNITS[k]}" for k, v in self.budgets.items())
+            + ": the cheapest design costs " + ", ".join(f"{k} = {least.get(k, float('nan')):.6g}{UNITS[k]}"
+                                                         for k in self.budgets)
+            + (f" ({sample_of(self.blocks, seen[0])})" if seen else "") + f"; {len(seen)} cheapest designs tried"
+            + (f"; latency {self._latency.describe()}." if "latency" in self.budgets else "."))
 
     def _prune(self, linear) -> None:
         """Disallow the choices whose linear lower bound (every other block at its cheapest) exceeds a budget."""
@@ -426,7 +522,7 @@ class MathNAS(Strategy):
         return None
 
     def _submit(self, design, phase, pending) -> None:
-        evaluation = Evaluation(design, sample_of(self.blocks, design), phase)
+        evaluation = Evaluation(design, sample_of(self.blocks, design), phase, latency=self.latency_of(design))
         if phase == "search":
             evaluation.predicted = self.contributions.predict(design)
         model = self.model_space.freeze(evaluation.sample)
@@ -445,11 +541,11 @@ class MathNAS(Strategy):
         self._prepare()
         self._over: set = set()
         self._stream, self._stream_stats = None, {}
-        restored = {tuple(d): m for d, m in self._restored}
+        restored = {tuple(d): (m, ms) for d, m, ms in self._restored}
         pending = []
         for design in self._plan:
             if design in restored:
-                self.history.append(Evaluation(design, sample_of(self.blocks, design), "estimate", restored.pop(design)))
+                self.history.append(self._restored_evaluation(design, "estimate", *restored.pop(design)))
                 continue
             if not self.wait_for_resource():
                 _logger.warning("MathNAS: NNI's budget ran out during the estimate (%d of %d evaluated).",
@@ -458,8 +554,8 @@ class MathNAS(Strategy):
             self._submit(design, "estimate", pending)
         self._collect(pending)
         self._fit()
-        for design, metric in restored.items():
-            self.history.append(Evaluation(design, sample_of(self.blocks, design), "search", metric))
+        for design, (metric, ms) in restored.items():
+            self.history.append(self._restored_evaluation(design, "search", metric, ms))
         while self.wait_for_resource():
             if self.refit:
                 self._fit()
@@ -470,13 +566,28 @@ class MathNAS(Strategy):
             if self.refit:
                 self._collect(pending)
         self._collect(pending)
-        _logger.info("MathNAS: %d evaluations (%d estimate), ILP %d solves in %.3f s, %d cut(s).",
+        _logger.info("MathNAS: %d evaluations (%d estimate), ILP %d solves in %.3f s, %d cut(s)%s.",
                      len(self.history), sum(e.phase == "estimate" for e in self.history), self.ilp_calls,
-                     self.ilp_seconds, self.cuts)
+                     self.ilp_seconds, self.cuts, self._latency_summary())
+
+    def _restored_evaluation(self, design, phase, metric, ms) -> Evaluation:
+        return Evaluation(design, sample_of(self.blocks, design), phase, metric,
+                          latency=ms if ms is not None else self.latency_of(design))
+
+    def _latency_summary(self) -> str:
+        ms = [e.latency for e in self.history if e.latency is not None]
+        if not ms:
+            return ""
+        budget = f", budget {self.latency:.6g} ms" if self.latency is not None else ""
+        return f"; latency {min(ms):.4g}-{max(ms):.4g} ms{budget} ({self._latency.describe()})"
 
     # -- checkpointing -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"evaluated": [(list(e.design), e.metric) for e in self.history]}
+        """The evaluated designs with their metrics and latencies (ms; None without a latency measure)."""
+        return {"evaluated": [(list(e.design), e.metric) for e in self.history],
+                "latency_ms": [e.latency for e in self.history]}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._restored = [(tuple(d), m) for d, m in state_dict.get("evaluated", [])]
+        evaluated = state_dict.get("evaluated", [])
+        latency = list(state_dict.get("latency_ms", [])) + [None] * len(evaluated)
+        self._restored = [(tuple(d), m, ms) for (d, m), ms in zip(evaluated, latency)]

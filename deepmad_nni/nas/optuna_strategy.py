@@ -59,13 +59,16 @@ class DeepMADOptuna(EvaluationLoop):
     ``seed``; ``storage`` (None or an RDB URL); ``study_name``; ``candidates`` (designs solved per trial);
     ``mutation``; ``defaults`` (the first ``defaults`` trials of a new study take the paper's hyperparameters,
     so they evaluate DeepMAD's top designs before the sampler explores);
-    ``convention``; ``time_limit`` (the solver's; None: quick); ``input_size``."""
+    ``convention``; ``time_limit`` (the solver's; None: quick); ``input_size``; ``latency`` (ms, with
+    ``latency_table``) and ``max_feature_map`` budgets as :class:`~deepmad_nni.DeepMAD`'s (docs/latency.md)."""
 
     def __init__(self, *, flops=None, params=None, rho=None, beta=(0.0, 20.0), alpha_last=(1.0, 32.0),
                  alpha_others=(0.5, 2.0), sampler="tpe", seed: int = 0, storage=None, study_name: str | None = None,
                  candidates: int = 8, mutation: str = "auto", defaults: int = 10,
-                 convention: str = "official", time_limit: float | None = None, input_size=None):
-        super().__init__(flops=flops, params=params, input_size=input_size)
+                 convention: str = "official", time_limit: float | None = None, input_size=None,
+                 latency=None, latency_table=None, max_feature_map=None):
+        super().__init__(flops=flops, params=params, input_size=input_size, latency=latency,
+                         latency_table=latency_table, max_feature_map=max_feature_map)
         from deepmad_nni.core.program import positive_number
         import optuna
 
@@ -113,7 +116,9 @@ class DeepMADOptuna(EvaluationLoop):
             self.storage = None if folder is None else f"sqlite:///{folder / DB_NAME}"
         store, self.storage_name = make_storage(self.storage, None, heartbeat_interval=None)
         if self.study_name is None:
-            self.study_name = f"deepmad-optuna-flops{self.flops or 0:.4g}-params{self.params or 0:.4g}"
+            self.study_name = (f"deepmad-optuna-flops{self.flops or 0:.4g}-params{self.params or 0:.4g}"
+                               + (f"-latency{self.device.latency:.4g}" if self.device.latency else "")
+                               + (f"-fm{self.device.max_feature_map:.4g}" if self.device.max_feature_map else ""))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(study_name=self.study_name, storage=store, sampler=self._sampler,
                                          direction="maximize", load_if_exists=True)
@@ -144,7 +149,8 @@ class DeepMADOptuna(EvaluationLoop):
                            beta=hp["beta"], convention=self.convention)
             done = self.evaluated            # one read of the study's table per trial
             top_k = len(done) + self.candidates   # the best unevaluated design is among them
-            result, records = self.route.solve(**program, top_k=top_k, time_limit=self.time_limit)
+            result, records = self.route.solve(**program, top_k=top_k, time_limit=self.time_limit,
+                                               budgets=self.device.solve_kwargs())
             found = self._claim_first(trial, [(r.sample, r.score, "program") for r in records], done)
             if found is None and self.mutation == "auto":
                 found = self._claim_first(trial, self._mutants(program, done), done)
@@ -156,11 +162,11 @@ class DeepMADOptuna(EvaluationLoop):
                 if records or self._stalled():
                     return None
                 continue
-            sample, score, key, source = found
+            sample, score, key, source, device = found
             trial.set_user_attr("deepmad", {"source": source, "status": result.status, "entropy": score.entropy,
                                             "rho": score.effectiveness, "q": score.q, "objective": score.objective,
                                             "flops": score.flops, "params": score.params, "network": key,
-                                            "alpha": list(hp["alpha"])})
+                                            "alpha": list(hp["alpha"]), **device})
             trial.set_user_attr("sample", {k: v for k, v in sample.items()})
             self._trials[key] = trial
             _logger.info("DeepMADOptuna trial %d: rho_0=%.4g beta=%.3g alpha=%s -> %s design, objective %.6g, "
@@ -168,7 +174,7 @@ class DeepMADOptuna(EvaluationLoop):
                          [round(a, 3) for a in hp["alpha"]], source, score.objective, score.effectiveness,
                          score.flops, score.params)
             return Proposal(sample, key, score, source, {"trial": trial.number, "rho0": hp["rho"],
-                                                         "alpha": hp["alpha"], "beta": hp["beta"]})
+                                                         "alpha": hp["alpha"], "beta": hp["beta"], **device})
 
     def _stalled(self) -> bool:
         """Infeasible hyperparameters fail their trial and the next is drawn; stop after many in a row."""
@@ -179,10 +185,11 @@ class DeepMADOptuna(EvaluationLoop):
     def _claim_first(self, trial, options, done):
         for sample, score, source in options:
             key = self.route.network(sample)
-            if key in done or not self.within_budget(score):
+            if key in done:
                 continue
-            if self._cache.claim(key, trial._trial_id, self.study):
-                return sample, score, key, source
+            device = self.admitted(sample, score)
+            if device is not None and self._cache.claim(key, trial._trial_id, self.study):
+                return sample, score, key, source, device
         return None
 
     def _mutants(self, program, done):

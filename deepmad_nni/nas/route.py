@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from deepmad_nni.core.rho_range import RhoRange
 from deepmad_nni.core.score import Score
@@ -36,6 +36,7 @@ class DesignRecord:
     status: str
     gap: float
     metric: float | None = None
+    device: dict = field(default_factory=dict)   # latency_ms / max_feature_map under device budgets (core/device_budgets.py)
 
     entropy = property(lambda self: self.score.entropy)
     effectiveness = property(lambda self: self.score.effectiveness)
@@ -52,7 +53,7 @@ class DesignRecord:
     def from_dict(cls, d: dict) -> "DesignRecord":
         s = dict(d["score"])
         s["stage_entropy"], s["depths"] = tuple(s["stage_entropy"]), tuple(s.get("depths", ()))
-        return cls(dict(d["sample"]), Score(**s), d["status"], d["gap"], d.get("metric"))
+        return cls(dict(d["sample"]), Score(**s), d["status"], d["gap"], d.get("metric"), dict(d.get("device", {})))
 
 
 def raw_space(executable):
@@ -146,6 +147,16 @@ class _Route:
         except ValueError as err:
             raise DeepMADInfeasible(f"DeepMAD found no design: {err}") from err
 
+    def predicted_latency(self, sample: dict, table) -> float:
+        """Milliseconds ``table`` (a core LatencyTable) predicts for the network of ``sample``."""
+        raise ValueError(f"latency budgets need a space whose units a latency table can hold, but got "
+                         f"{type(self.space).__name__}.")
+
+    def feature_map(self, sample: dict) -> float:
+        """Elements per sample of the largest block input/output tensor of the network of ``sample``."""
+        raise ValueError(f"max_feature_map needs a space that maps to a core family (the package's search_spaces, "
+                         f"NAS-Bench-Macro), but got {type(self.space).__name__}.")
+
     def records(self, result, designs_and_samples) -> list[DesignRecord]:
         out, seen = [], set()
         for sample, score in designs_and_samples:
@@ -174,7 +185,21 @@ class CoreRoute(_Route):
         result = solve(self.family, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
                        convention=convention, top_k=top_k, time_limit=time_limit, **(budgets or {}))
         pairs = [(self.sample_of_architecture(d.architecture), d.score) for d in result.designs]
-        return result, self.records(result, pairs)
+        records = self.records(result, pairs)
+        if budgets:
+            from deepmad_nni.core.device_budgets import DeviceBudgets
+            device = DeviceBudgets(budgets.get("latency"), budgets.get("latency_table"), budgets.get("max_feature_map"))
+            for record in records:
+                record.device = device.figures(self, record.sample)
+        return result, records
+
+    def predicted_latency(self, sample: dict, table) -> float:
+        from deepmad_nni.core.latency import predicted_latency
+        return predicted_latency(self.architecture_of_sample(self.full(sample)), table)
+
+    def feature_map(self, sample: dict) -> float:
+        from deepmad_nni.core.latency_units import feature_map
+        return float(feature_map(self.architecture_of_sample(self.full(sample))))
 
     def score(self, sample, *, alpha=None, beta=10.0, convention="official") -> Score:
         from deepmad_nni.core import score

@@ -23,6 +23,7 @@ from nni.nas.strategy import Strategy
 from deepmad_nni.core.program import non_negative_number, non_negative_weights, positive_number
 from deepmad_nni.core.score import CONVENTIONS
 
+from deepmad_nni.core.device_budgets import DeviceBudgets
 from .route import DeepMADInfeasible, DesignRecord, infeasible_message, route_of
 from .trial_info import annotated
 
@@ -51,14 +52,8 @@ class DeepMAD(Strategy):
                  convention: str = "official", top_k: int = 1, time_limit: float | None = None,
                  input_size=None, latency=None, latency_table=None, max_feature_map=None):
         super().__init__()
-        self.latency = positive_number("latency", latency)
-        self.max_feature_map = positive_number("max_feature_map", max_feature_map)
-        if self.latency is not None and latency_table is None:
-            raise ValueError("latency needs latency_table (a LatencyTable or a table file), but got None.")
-        if latency_table is not None:
-            from deepmad_nni.core.latency import as_table
-            latency_table = as_table(latency_table)
-        self.latency_table = latency_table
+        self.device = DeviceBudgets.create(latency=latency, latency_table=latency_table,
+                                           max_feature_map=max_feature_map)
         self.flops = positive_number("flops", flops)
         self.params = positive_number("params", params)
         self.rho = positive_number("rho", rho)
@@ -83,8 +78,7 @@ class DeepMAD(Strategy):
     def extra_repr(self) -> str:
         return (f"flops={self.flops}, params={self.params}, rho={self.rho}, alpha={self.alpha}, beta={self.beta}, "
                 f"convention={self.convention!r}, top_k={self.top_k}, time_limit={self.time_limit}"
-                + (f", latency={self.latency}, max_feature_map={self.max_feature_map}"
-                   if self.latency_table is not None or self.max_feature_map is not None else ""))
+                + (f", {self.device.describe()}" if self.device.active else ""))
 
     # -- solving -------------------------------------------------------------------------------------
     def solve(self, space) -> list[DesignRecord]:
@@ -98,17 +92,12 @@ class DeepMAD(Strategy):
         self.rho_used = rho
         self.result, self.designs = route.solve(flops=self.flops, params=self.params, rho=rho, alpha=self.alpha,
                                                 beta=self.beta, convention=self.convention, top_k=self.top_k,
-                                                time_limit=self.time_limit, budgets=self._budgets())
+                                                time_limit=self.time_limit, budgets=self.device.solve_kwargs())
         if not self.designs:
             raise DeepMADInfeasible(infeasible_message(route, self.result, flops=self.flops, params=self.params,
                                                        rho=rho, alpha=self.alpha, beta=self.beta,
                                                        convention=self.convention))
         return self.designs
-
-    def _budgets(self) -> dict | None:
-        if self.latency_table is None and self.max_feature_map is None:
-            return None
-        return {"latency": self.latency, "latency_table": self.latency_table, "max_feature_map": self.max_feature_map}
 
     def _run(self) -> None:
         if not self.designs:
@@ -121,7 +110,7 @@ class DeepMAD(Strategy):
                 break
             model = self.model_space.freeze(annotated(record.sample, record.score, source="program", rank=rank,
                                                       rho0=self.rho_used, alpha=self.alpha, beta=self.beta,
-                                                      status=record.status))
+                                                      status=record.status, **record.device))
             self.engine.submit_models(model)
             models.append((record, model))
             self._submitted += 1

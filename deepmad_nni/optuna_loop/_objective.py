@@ -72,16 +72,18 @@ class Solved:
 class FamilyDesigner:
     """The program over a core ``Family`` (:func:`deepmad_nni.core.solve`); evaluators get the Architecture."""
 
-    def __init__(self, family, signature: dict, time_limit):
+    def __init__(self, family, signature: dict, time_limit, budgets=None):
         self.family, self.signature, self.time_limit = family, signature, time_limit
+        self.budgets = budgets        # a core DeviceBudgets (latency / feature map) or None
         self.num_stages = family.num_stages()
 
     def solve(self, *, flops, params, rho, alpha, beta, convention) -> Solved:
         from ..core import solve
 
         from ._design import design_structure
+        extra = self.budgets.solve_kwargs() if self.budgets is not None else None
         result = solve(self.family, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
-                       convention=convention, time_limit=self.time_limit)
+                       convention=convention, time_limit=self.time_limit, **(extra or {}))
         if not result.success:
             return Solved(result.status, result.time_s, reason=f"solver {result.status}: {result.message}")
         arch = result.architecture
@@ -89,7 +91,7 @@ class FamilyDesigner:
             key=design_key(arch, self.signature), build=lambda: arch,
             visible={"design": design_structure(arch)},
             attrs={"resolution": arch.resolution, "in_channels": arch.in_channels, "flops": int(result.flops),
-                   "params": int(result.params)},
+                   "params": int(result.params), **_device_attrs(result)},
             figures={"entropy": result.entropy, "effectiveness": result.effectiveness, "q": result.q,
                      "objective": result.objective, "gap": result.gap},
             flops=float(result.flops))
@@ -105,14 +107,16 @@ class SpaceDesigner:
     ``nni.get_current_parameter()`` is the sample).  The cache key is the route's ``network(sample)``:
     samples that build the same network are one design."""
 
-    def __init__(self, route, time_limit):
+    def __init__(self, route, time_limit, budgets=None):
         self.route, self.time_limit = route, time_limit
+        self.budgets = budgets        # a core DeviceBudgets (latency / feature map) or None
         self.num_stages = route.num_stages
 
     def solve(self, *, flops, params, rho, alpha, beta, convention) -> Solved:
         t0 = time.perf_counter()
         result, records = self.route.solve(flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
-                                           convention=convention, top_k=1, time_limit=self.time_limit)
+                                           convention=convention, top_k=1, time_limit=self.time_limit,
+                                           budgets=self.budgets.solve_kwargs() if self.budgets is not None else None)
         time_s = getattr(result, "time_s", None) or time.perf_counter() - t0
         if not records:
             return Solved(result.status, time_s, reason=f"solver {result.status}: {result.message}")
@@ -123,11 +127,21 @@ class SpaceDesigner:
         design = Design(
             key=key, build=lambda: self.route.space.freeze(rec.sample),
             visible={"sample": sample, "network": key},
-            attrs={"flops": int(s.flops), "params": int(s.params)},
+            attrs={"flops": int(s.flops), "params": int(s.params), **rec.device},
             figures={"entropy": s.entropy, "effectiveness": s.effectiveness, "q": s.q, "objective": s.objective,
                      "gap": rec.gap},
             flops=float(s.flops), evaluate=lambda ev, model, report: _evaluate_model(ev, model, report, sample))
         return Solved(result.status, time_s, design)
+
+
+def _device_attrs(result) -> dict:
+    """The best design's predicted latency / largest feature map of a budgeted core result (else nothing)."""
+    out = {}
+    if getattr(result, "latencies", None) and result.latencies[0] is not None:
+        out["latency_ms"] = float(result.latencies[0])
+    if getattr(result, "feature_maps", None):
+        out["max_feature_map"] = int(result.feature_maps[0])
+    return out
 
 
 def _evaluate_model(evaluator, model, report, sample):

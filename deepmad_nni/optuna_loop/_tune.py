@@ -181,7 +181,8 @@ def _open_study(*, storage, study_name, meta, sampler, pruner, multi_objective):
     if old is None:
         study.set_user_attr(META_ATTR, meta)
     else:
-        for k in ("family", "space", "flops", "params", "convention", "evaluator"):
+        for k in ("family", "space", "flops", "params", "convention", "evaluator", "latency", "max_feature_map",
+                  "latency_table"):
             if old.get(k) != meta.get(k):
                 raise ValueError(f"study {study_name!r} was created with {k}={old.get(k)!r}, but got {meta.get(k)!r}; "
                                  "use another study_name.")
@@ -194,7 +195,7 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
          multi_objective: bool = False, sampler="tpe", pruner="median", seed: int | None = None,
          convention: str = "official", time_limit: float = 10.0, start_from_defaults: bool = True,
          heartbeat_interval: int | None = 10, max_evaluations: int | None = None, plots: bool = True,
-         progress: bool = True) -> TuneResult:
+         progress: bool = True, latency=None, latency_table=None, max_feature_map=None) -> TuneResult:
     """Tune DeepMAD's rho_0, beta and alpha with Optuna against real evaluations of the designs.
 
     Every trial draws (rho_0, beta, alpha) from ``ranges``, solves the DeepMAD program within ``flops`` /
@@ -221,7 +222,9 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
     ``start_from_defaults`` enqueues the paper's hyperparameters (rho_0 of the family or route, clipped into
     a computed rho range; beta 10, alpha default) as the first trial of a new study.  ``max_evaluations`` stops the
     study once that many distinct designs have been evaluated (cache hits are free, so this is the
-    evaluation budget).  Plots (PNG) go to ``out_dir``.
+    evaluation budget).  Plots (PNG) go to ``out_dir``.  ``latency`` (ms, with ``latency_table``) and
+    ``max_feature_map`` are budgets as in :func:`deepmad_nni.core.solve` (docs/latency.md); each trial records
+    its design's ``latency_ms`` / ``max_feature_map``.
     """
     import optuna
 
@@ -233,6 +236,9 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
                          f"family={family if isinstance(family, str) else type(family).__name__!r} and space="
                          f"{space if isinstance(space, str) else type(space).__name__!r}.")
     flops, params = positive_number("flops", flops), positive_number("params", params)
+    from ..core.device_budgets import DeviceBudgets
+    device = DeviceBudgets.create(latency=latency, latency_table=latency_table, max_feature_map=max_feature_map)
+    device = device if device.active else None
     ranges = SearchRanges() if ranges is None else ranges
     if not isinstance(ranges, SearchRanges):
         raise ValueError(f"ranges must be a SearchRanges, but got {type(ranges).__name__}.")
@@ -256,7 +262,7 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
         ranges, reach = _resolved_rho(ranges, lambda: route.rho_range(flops=flops, params=params,
                                                                       convention=convention))
         default_rho, num_stages = route.default_rho(reach), route.num_stages
-        designer = SpaceDesigner(route, time_limit)
+        designer = SpaceDesigner(route, time_limit, device)
         space_id, label = _space_identity(route)
         meta = {"family": None, "space": space_id, "num_classes": None}
     else:
@@ -273,7 +279,7 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
         ev.check_family(fam)
         ranges, _ = _resolved_rho(ranges, lambda: rho_range(fam, flops=flops, params=params, convention=convention))
         default_rho, num_stages = fam.default_rho, fam.num_stages()
-        designer = FamilyDesigner(fam, ev.signature(), time_limit)
+        designer = FamilyDesigner(fam, ev.signature(), time_limit, device)
         label = fam.name
         meta = {"family": fam.name, "num_classes": fam.num_classes}
     if out_dir is not None:
@@ -281,9 +287,14 @@ def tune(family=None, *, space=None, flops=None, params=None, evaluator=None, be
     store, storage_name = make_storage(storage, out_dir, heartbeat_interval=heartbeat_interval)
     meta.update({"flops": flops, "params": params, "convention": convention, "evaluator": ev.signature(),
                  "ranges": ranges.as_dict()})
+    if device is not None:     # another budget is another study: its designs differ
+        meta.update({"latency": device.latency, "max_feature_map": device.max_feature_map,
+                     "latency_table": device.latency_table.describe() if device.latency_table is not None else None})
     if study_name is None:
         study_name = (f"deepmad-{'space-' if space is not None else ''}{label}-flops{flops or 0:.4g}-"
-                      f"params{params or 0:.4g}-{ev.name}" + ("-pareto" if multi_objective else ""))
+                      f"params{params or 0:.4g}-{ev.name}" + ("-pareto" if multi_objective else "")
+                      + (f"-latency{device.latency:.4g}" if device is not None and device.latency else "")
+                      + (f"-fm{device.max_feature_map:.4g}" if device is not None and device.max_feature_map else ""))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study, created = _open_study(storage=store, study_name=study_name, meta=meta, sampler=sampler_obj,
                                  pruner=pruner_obj, multi_objective=multi_objective)

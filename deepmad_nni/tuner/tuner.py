@@ -5,7 +5,9 @@ On ``update_search_space`` it maps the choice lists onto the family template
 choices (:func:`deepmad_nni.core.solve`, ``top_k`` distinct designs, best first; with a list of rho_0 values
 the optima of every rho_0 come first, then the runners-up, round robin) and hands one design per
 ``generate_parameters`` call; when they are used up it raises ``nni.NoMoreTrialError``.  The solver's
-figures of every proposal (objective, entropy, rho, FLOPs, params, status) go to the dispatcher log.
+figures of every proposal (objective, entropy, rho, FLOPs, params, status; the predicted latency with a
+latency table) go to the dispatcher log.  ``latency`` / ``latency_table`` / ``max_feature_map`` are budgets as
+in :func:`deepmad_nni.core.solve`.
 A search space it cannot map raises :class:`~deepmad_nni.tuner.space.SearchSpaceError`, which NNI shows
 in the experiment's status and log.
 """
@@ -60,13 +62,14 @@ class DeepMADTuner(Tuner):
 
     def __init__(self, *, family=None, structure=None, flops=None, params=None, rho=None, alpha=None, beta=10.0,
                  convention="official", top_k=8, resolution=None, in_channels=None, num_classes=None,
-                 time_limit=10.0, **unknown):
+                 time_limit=10.0, latency=None, latency_table=None, max_feature_map=None, **unknown):
         self.class_args_error = None
         try:
             args = check_class_args(family=family, structure=structure, flops=flops, params=params, rho=rho,
                                     alpha=alpha, beta=beta, convention=convention, top_k=top_k,
                                     resolution=resolution, in_channels=in_channels, num_classes=num_classes,
-                                    time_limit=time_limit, **unknown)
+                                    time_limit=time_limit, latency=latency, latency_table=latency_table,
+                                    max_feature_map=max_feature_map, **unknown)
         except ValueError as err:
             if "NNI_TUNER_COMMAND_CHANNEL" not in os.environ:
                 raise
@@ -81,6 +84,7 @@ class DeepMADTuner(Tuner):
         self.rhos = rho if isinstance(rho, list) else [rho]
         self.alpha, self.beta, self.convention = args.get("alpha"), args["beta"], convention
         self.top_k, self.time_limit = args["top_k"], args["time_limit"]
+        self.budgets = {k: args[k] for k in ("latency", "latency_table", "max_feature_map") if args.get(k) is not None}
         self.proposals: list[dict] = []   # parameters, best first
         self.figures: list[dict] = []     # the solver's figures of each proposal
         self.results: dict[int, float] = {}
@@ -107,7 +111,7 @@ class DeepMADTuner(Tuner):
         runs = []
         for rho in self.rhos:
             res = solve(self.family, flops=self.flops, params=self.params, rho=rho, alpha=self.alpha, beta=self.beta,
-                        convention=self.convention, top_k=self.top_k, time_limit=self.time_limit)
+                        convention=self.convention, top_k=self.top_k, time_limit=self.time_limit, **self.budgets)
             rho0 = self.family.default_rho if rho is None else rho
             _logger.info("DeepMAD solve (rho0=%s): %s; %s", rho0, res, res.message)
             runs.append((rho0, res))
@@ -128,10 +132,12 @@ class DeepMADTuner(Tuner):
                     seen.add(key)
                     self.proposals.append(p)
                     s = design.score
+                    device = {name: values[rank] for name, values in (("latency_ms", getattr(res, "latencies", None)),
+                              ("max_feature_map", getattr(res, "feature_maps", None))) if values}
                     self.figures.append({"rank": rank, "rho0": rho, "status": res.status, "bound": res.bound,
                                          "objective": s.objective,
                                          "entropy": s.entropy, "rho": s.effectiveness, "q": s.q,
-                                         "flops": s.flops, "params": s.params})
+                                         "flops": s.flops, "params": s.params, **device})
         self._next = 0
         _logger.info("DeepMAD proposes %d designs: %s", len(self.proposals), self.figures)
 

@@ -12,13 +12,17 @@ classArgs (``tuner: {name: DeepMAD, classArgs: {...}}``):
 ``top_k``         designs to propose, best first (default 8); after them the tuner reports no more trials
 ``resolution``, ``in_channels``, ``num_classes``: the trials' input and classes (default: the family's)
 ``time_limit``    solver time limit in seconds (default 10)
+``latency``       latency budget in ms, predicted by ``latency_table`` (docs/latency.md)
+``latency_table`` absolute path of a table from ``deepmad-nni latency profile`` (alone: each proposal's predicted
+                  latency; NNI does not resolve relative paths in classArgs)
+``max_feature_map`` elements per sample of the largest block input/output tensor
 """
 from __future__ import annotations
 
 import math
 
 KNOWN = ("family", "structure", "flops", "params", "rho", "alpha", "beta", "convention", "top_k", "resolution",
-         "in_channels", "num_classes", "time_limit")
+         "in_channels", "num_classes", "time_limit", "latency", "latency_table", "max_feature_map")
 
 
 def _number(name, value, *, minimum=0.0, strict=True):
@@ -83,6 +87,21 @@ def check_class_args(**kwargs) -> dict:
             out[name] = _integer(name, kwargs[name])
     if kwargs.get("time_limit") is not None:
         out["time_limit"] = _number("time_limit", kwargs["time_limit"])
+    for name in ("latency", "max_feature_map"):
+        if kwargs.get(name) is not None:
+            out[name] = _number(name, kwargs[name])
+    table = kwargs.get("latency_table")
+    if out.get("latency") is not None and table is None:
+        raise ValueError("classArgs.latency needs classArgs.latency_table (the path of a table from deepmad-nni "
+                         f"latency profile), but got latency={kwargs['latency']!r} alone.")
+    if table is not None:
+        from ..core.latency import LatencyTable
+        if not isinstance(table, str):
+            raise ValueError(f"classArgs.latency_table must be the path of a latency-table file, but got {table!r}.")
+        try:
+            out["latency_table"] = LatencyTable.load(table)
+        except ValueError as err:
+            raise ValueError(f"classArgs.latency_table: {err}") from None
     return out
 
 
