@@ -5,10 +5,11 @@ modules of :mod:`deepmad_nni.blocks`), and each unit of a space read by the read
 (:class:`~deepmad_nni.nas.space_units.SpaceUnit`) the way that space runs it; in eval mode under
 ``torch.inference_mode``, on a random input of the unit's shape at the given batch size: ``warmup`` untimed
 calls, then the median of ``repeats`` timings, each timing the mean of enough back-to-back calls to last at least
-``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).  On CUDA every timing is bracketed by ``torch.cuda.synchronize()``.  torch's intra-op threads are pinned
-(``torch.set_num_threads``) for the run and recorded, and denormal floats are flushed to zero
-(``torch.set_flush_denormal``): activations of untrained random networks shrink layer after layer into the
-denormal range, where CPU arithmetic is many times slower than on a trained network's values.
+``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).  On CUDA every timing is bracketed by
+``torch.cuda.synchronize()``.  torch's intra-op threads are pinned (``torch.set_num_threads``) for the run and
+recorded, and denormal floats are flushed to zero (``torch.set_flush_denormal``): activations of untrained
+random networks shrink layer after layer into the denormal range, where CPU arithmetic is many times slower
+than on a trained network's values.
 
 The table is written as it grows (atomically, every ``save_every`` entries, and on any exit), so an interrupted
 profile keeps what it measured; a rerun with the same ``out`` and settings measures only the missing units, and
@@ -185,10 +186,24 @@ def profile_family(family, out, *, device: str = "cpu", batch_size: int = 1, thr
     return table
 
 
-def profile_space(units, out, *, device: str = "cpu", batch_size: int = 1, threads: int = 1, warmup: int = 3,
-                  repeats: int = 10, **kwargs) -> LatencyTable:
+def profile_space(units, out, *, space=None, device: str = "cpu", batch_size: int = 1, threads: int = 1,
+                  warmup: int = 3, repeats: int = 10, calibrate: int = 10, **kwargs) -> LatencyTable:
     """:func:`profile` of every unit of a read space (``units``: its
-    :class:`~deepmad_nni.nas.space_units.SpaceUnits`), recorded in the table's coverage under its ``space_id``."""
+    :class:`~deepmad_nni.nas.space_units.SpaceUnits`), recorded in the table's coverage under its ``space_id``;
+    then, given the ``space`` itself, the table's calibration against ``calibrate`` networks of it frozen and
+    measured end to end (:mod:`deepmad_nni.nas.space_calibration`; 0: none; kept when already fitted on it)."""
     settings = settings_of(device=device, batch_size=batch_size, threads=threads)
-    return profile(units.units(), out, settings=settings, warmup=warmup, repeats=repeats,
-                   coverage={units.space_id: None}, **kwargs)
+    if calibrate and space is not None and Path(out).exists():
+        units.check_calibration(LatencyTable.load(out))       # before measuring anything into it
+    table = profile(units.units(), out, settings=settings, warmup=warmup, repeats=repeats,
+                    coverage={units.space_id: None}, **kwargs)
+    done = table.settings.get("calibration") or {}
+    if calibrate and space is not None and done.get("space") != units.space_id:
+        from .nas.space_calibration import calibrate_space
+        report = kwargs.get("progress", _stderr)
+        report(f"latency calibration: {calibrate} networks of the space measured end to end")
+        c = calibrate_space(table, units, space, count=calibrate, warmup=warmup, repeats=repeats, progress=report)
+        report(f"  unit_ms = {c['scale']:.3g} x entry + {c['ms_per_mb']:.3g} ms/MB + {c['ms_per_unit']:.3g} ms; "
+               f"fit median error {100 * c['fit_median_rel_error']:.1f}%, margin {100 * c['margin']:.1f}%")
+        table.save(out)
+    return table

@@ -224,15 +224,38 @@ class ReaderRoute(_Route):
 
     def solve(self, *, flops=None, params=None, rho, alpha=None, beta=10.0, convention="official", top_k=1,
               time_limit=None, budgets=None):
-        if budgets:
-            raise ValueError(f"latency and max_feature_map budgets need a space that maps to a core family (the "
-                             f"package's search_spaces, NAS-Bench-Macro), but got {type(self.space).__name__}; "
-                             f"given: {sorted(k for k, v in budgets.items() if v is not None)}.")
-        from .solver import solve_space
-        result = solve_space(self.desc, flops=flops, params=params, rho=rho, alpha=alpha, beta=beta,
-                             convention=convention, top_k=top_k, time_limit=time_limit, seed=0)
-        pairs = [(d.sample, d.score) for d in result.designs]
-        return result, self.records(result, pairs)
+        """``budgets``: latency / latency_table (:mod:`deepmad_nni.nas.space_latency`); max_feature_map is refused."""
+        from deepmad_nni.core.device_budgets import DeviceBudgets
+        device = DeviceBudgets.create(**(budgets or {}))
+        if device.max_feature_map is not None:
+            raise ValueError(f"max_feature_map needs a space that maps to a core family (the package's "
+                             f"search_spaces, NAS-Bench-Macro), but got {type(self.space).__name__}: the reader does "
+                             "not delimit blocks, whose largest input/output it bounds (latency works here).")
+        program = dict(flops=flops, params=params, rho=rho, alpha=alpha, beta=beta, convention=convention,
+                       top_k=top_k, time_limit=time_limit, seed=0)
+        if device.active:
+            from .space_latency import solve_with_latency
+            result = solve_with_latency(self.desc, self.units(), latency=device.latency,
+                                        latency_table=device.latency_table, **program)
+        else:
+            from .solver import solve_space
+            result = solve_space(self.desc, **program)
+        records = self.records(result, [(d.sample, d.score) for d in result.designs])
+        if device.active:
+            for record in records:
+                record.device = device.figures(self, record.sample)
+        return result, records
+
+    def units(self):
+        """The space's latency units (:class:`~deepmad_nni.nas.space_units.SpaceUnits`, built once)."""
+        if getattr(self, "_units", None) is None:
+            from .space_units import SpaceUnits
+            self._units = SpaceUnits(self.space, self.desc)
+        return self._units
+
+    def predicted_latency(self, sample: dict, table) -> float:
+        from deepmad_nni.core.latency import as_table
+        return self.units().predicted_latency(self.full(sample), as_table(table))
 
     def score(self, sample, *, alpha=None, beta=10.0, convention="official") -> Score:
         return self.desc.evaluate(self.desc.canonical(self.full(sample)), alpha=alpha, beta=beta,
