@@ -10,8 +10,6 @@ x/÷ e^0.4 of the family's, seeded, so not the designs a user later checks) and 
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import numpy as np
 
@@ -22,27 +20,20 @@ CALIBRATION_SPAN = 16.0       # the calibration budgets' range: [max_macs / this
 RHO_SPREAD = 0.4              # rho_0 of a calibration design: the family's times e^U(-this, this)
 
 
-def measure_network(arch, *, device: str = "cpu", batch_size: int = 1, warmup: int = 3, repeats: int = 10) -> float:
-    """Median milliseconds of one forward of the built module of ``arch`` (eval, inference mode)."""
+def measure_network(arch, *, device: str = "cpu", batch_size: int = 1, warmup: int = 3, repeats: int = 10,
+                    clock: str = "wall") -> float:
+    """Milliseconds of one forward of the built module of ``arch`` (eval, inference mode) by ``clock``
+    (:func:`deepmad_nni.timing.median_ms`)."""
     import torch
 
     from .builder import build_model
     from .steady_memory import keep_freed_memory
+    from .timing import median_ms
     keep_freed_memory()        # as the table's units were timed
     model = build_model(arch).to(device).eval()
     x = torch.randn(batch_size, arch.in_channels, arch.resolution, arch.resolution, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    times = []
     with torch.inference_mode():
-        for _ in range(max(warmup, 1)):
-            model(x)
-        sync()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            sync()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        return median_ms(lambda: model(x), device=device, clock=clock, warmup=warmup, repeats=repeats)
 
 
 def calibration_designs(family, *, count: int, max_macs: float, seed: int = 0) -> list:
@@ -69,7 +60,8 @@ def calibrate(table: LatencyTable, family, *, max_macs: float, count: int = 10, 
     s = table.settings
     rows = []
     for i, arch in enumerate(calibration_designs(family, count=count, max_macs=max_macs, seed=seed), 1):
-        ms = measure_network(arch, device=s["device"], batch_size=s["batch_size"], warmup=warmup, repeats=repeats)
+        ms = measure_network(arch, device=s["device"], batch_size=s["batch_size"], warmup=warmup, repeats=repeats,
+                             clock=s["clock"])
         rows.append((calibration_features(arch_units(arch), table), ms))
         if progress is not None:
             progress(f"  calibration network {i}/{count}: {ms:.4g} ms measured, {rows[-1][0][0]:.4g} ms of entries")

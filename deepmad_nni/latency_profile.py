@@ -4,9 +4,8 @@
 modules of :mod:`deepmad_nni.blocks`), and each unit of a space read by the reader
 (:class:`~deepmad_nni.nas.space_units.SpaceUnit`) the way that space runs it; in eval mode under
 ``torch.inference_mode``, on a random input of the unit's shape at the given batch size: ``warmup`` untimed
-calls, then the median of ``repeats`` timings, each timing the mean of enough back-to-back calls to last at least
-``MIN_TIMING_MS`` (tiny units are below the clock's noise otherwise).  On CUDA every timing is bracketed by
-``torch.cuda.synchronize()``.  torch's intra-op threads are pinned (``torch.set_num_threads``) for the run and
+calls, then the median of ``repeats`` timings (:mod:`deepmad_nni.timing`: each timing the mean of enough
+back-to-back calls to last 1 ms; the thread's CPU time with one CPU thread, else the wall clock).  torch's intra-op threads are pinned (``torch.set_num_threads``) for the run and
 recorded, and denormal floats are flushed to zero (``torch.set_flush_denormal``): activations of untrained
 random networks shrink layer after layer into the denormal range, where CPU arithmetic is many times slower
 than on a trained network's values.
@@ -18,15 +17,14 @@ a file measured under other settings (:data:`deepmad_nni.core.latency.IDENTITY`)
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from .core.latency import IDENTITY, LatencyTable
 from .core.latency_units import Unit, family_units
+from .timing import clock_for, median_ms
 
-MIN_TIMING_MS = 1.0
 DEVICES = ("cpu", "cuda")
 
 
@@ -52,7 +50,8 @@ def settings_of(*, device: str, batch_size: int, threads: int, activation: str =
             raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
     name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
     return {"device": device, "device_name": name, "batch_size": batch_size, "dtype": "float32", "threads": threads,
-            "torch_version": torch.__version__, "activation": activation, "flush_denormal": True}
+            "torch_version": torch.__version__, "activation": activation, "flush_denormal": True,
+            "clock": clock_for(device, threads)}
 
 
 def unit_callable(unit: Unit, *, batch_size: int, device: str):
@@ -81,28 +80,12 @@ def unit_callable(unit: Unit, *, batch_size: int, device: str):
     return lambda: module(x)
 
 
-def time_unit(unit: Unit, *, batch_size: int, device: str, warmup: int, repeats: int) -> float:
-    """Milliseconds of one call of ``unit``: median over ``repeats`` timings (module docstring)."""
+def time_unit(unit: Unit, *, batch_size: int, device: str, warmup: int, repeats: int, clock: str = "wall") -> float:
+    """Milliseconds of one call of ``unit`` by ``clock`` (:func:`deepmad_nni.timing.median_ms`)."""
     import torch
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     with torch.inference_mode():
         fn = unit_callable(unit, batch_size=batch_size, device=device)
-        for _ in range(max(warmup, 1)):
-            fn()
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        once_ms = (time.perf_counter() - t0) * 1e3
-        inner = max(1, int(MIN_TIMING_MS / max(once_ms, 1e-6)))
-        timings = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            sync()
-            timings.append((time.perf_counter() - t0) * 1e3 / inner)
-    return statistics.median(timings)
+        return median_ms(fn, device=device, clock=clock, warmup=warmup, repeats=repeats)
 
 
 def _stderr(line: str) -> None:
@@ -123,6 +106,7 @@ def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, c
             raise ValueError(f"{name} must be a {'non-negative' if name == 'warmup' else 'positive'} integer, "
                              f"but got {value!r}.")
     out = Path(out)
+    settings = {"clock": "wall", **settings}      # settings from before deepmad_nni.timing: the wall clock
     identity = {k: settings[k] for k in IDENTITY}
     if out.exists():
         table = LatencyTable.load(out, expect=identity)
@@ -144,7 +128,7 @@ def profile(units, out, *, settings: dict, warmup: int = 3, repeats: int = 10, c
 
         def measure(u):
             return time_unit(u, batch_size=settings["batch_size"], device=settings["device"], warmup=warmup,
-                             repeats=repeats)
+                             repeats=repeats, clock=settings["clock"])
     progress(f"latency profile: {len(units)} units, {skipped} already in {out}, {len(todo)} to measure "
              f"({table.describe()})")
     t0, done, measured_s = time.perf_counter(), 0, table.settings.get("measured_s", 0.0)

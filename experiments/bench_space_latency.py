@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     for i, (source, budget, sample) in enumerate(picked, 1):
         model = space.freeze(sample).eval()
         pred = route.predicted_latency(sample, table)
-        meas = measure_frozen(model, size, warmup=args.warmup, repeats=args.repeats)
+        meas = measure_frozen(model, size, warmup=args.warmup, repeats=args.repeats, clock=table.settings["clock"])
         s = route.score(sample)
         rows.append({"source": source, "flops_budget": budget, "flops": s.flops, "predicted_ms": pred,
                      "entries_ms": units.predicted_latency(sample, plain), "measured_ms": meas, "sample": sample})
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
         budget = float(np.median(meas))
         t1 = time.perf_counter()
         result, records = route.solve(rho=args.rho, top_k=1, budgets={"latency": budget, "latency_table": table})
-        got = measure_frozen(space.freeze(records[0].sample), size, warmup=args.warmup, repeats=args.repeats) \
+        got = measure_frozen(space.freeze(records[0].sample), size, warmup=args.warmup, repeats=args.repeats,
+                             clock=table.settings["clock"]) \
             if records else None
         check = {"budget_ms": budget, "status": result.status, "message": result.message,
                  "predicted_ms": records[0].device["latency_ms"] if records else None, "measured_ms": got,

@@ -9,7 +9,7 @@ from deepmad_nni.core.latency_units import arch_units, family_units
 from deepmad_nni.latency_profile import profile
 
 SETTINGS = {"device": "cpu", "device_name": "test-cpu", "batch_size": 1, "dtype": "float32", "threads": 1,
-            "torch_version": "0", "activation": "relu", "flush_denormal": True}
+            "torch_version": "0", "activation": "relu", "flush_denormal": True, "clock": "wall"}
 
 
 class Interrupt(Exception):
@@ -98,3 +98,30 @@ def test_real_timing_of_a_few_units(tmp_path):
                     warmup=1, repeats=2, progress=lambda line: None)
     assert len(table) == 3 and all(v > 0 for v in table.entries.values())
     assert table.settings["threads"] == 1 and table.settings["torch_version"]
+
+
+def test_a_table_of_another_clock_is_refused_and_old_tables_read_as_wall(tmp_path):
+    """One CPU thread is timed by the thread's CPU time, more threads by the wall clock; a table records which,
+    and a profile under the other clock refuses it.  A table written before the clock was recorded reads 'wall'."""
+    from deepmad_nni.latency_profile import settings_of
+    assert settings_of(device="cpu", batch_size=1, threads=1)["clock"] == "thread"
+    assert settings_of(device="cpu", batch_size=1, threads=2)["clock"] == "wall"
+    out = tmp_path / "t.json"
+    profile([], out, settings=dict(SETTINGS, clock="thread"), measure=lambda u: 0.0, progress=lambda _: None)
+    with pytest.raises(ValueError, match="clock='thread', but clock='wall' was asked"):
+        profile([], out, settings=SETTINGS, measure=lambda u: 0.0, progress=lambda _: None)
+    old = {k: v for k, v in SETTINGS.items() if k != "clock"}
+    assert LatencyTable(old).settings["clock"] == "wall"
+
+
+def test_thread_clock_ignores_time_spent_waiting():
+    """A call that sleeps 2 ms costs 2 ms of wall time and almost no CPU time: the thread clock counts only the
+    work (the reason it times one-thread CPU tables, deepmad_nni/timing.py)."""
+    import time as _time
+
+    from deepmad_nni.timing import median_ms
+    wall = median_ms(lambda: _time.sleep(0.002), device="cpu", clock="wall", warmup=0, repeats=3)
+    cpu = median_ms(lambda: _time.sleep(0.002), device="cpu", clock="thread", warmup=0, repeats=3)
+    assert wall >= 1.9 and cpu < 0.5
+    with pytest.raises(ValueError, match="clock must be one of"):
+        median_ms(lambda: None, device="cpu", clock="sundial")

@@ -29,7 +29,8 @@ from .latency_units import Unit, arch_units
 FORMAT = "deepmad-nni latency table"
 VERSION = 1
 # the settings a table belongs to: a table measured under other values of these is another table
-IDENTITY = ("device", "device_name", "batch_size", "dtype", "threads", "torch_version", "activation", "flush_denormal")
+IDENTITY = ("device", "device_name", "batch_size", "dtype", "threads", "torch_version", "activation", "flush_denormal",
+            "clock")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class LatencyTable:
     entries: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
+        self.settings.setdefault("clock", "wall")       # tables from before deepmad_nni.timing were wall-clock
         missing = [k for k in IDENTITY if k not in self.settings]
         if missing:
             raise ValueError(f"LatencyTable.settings must name {list(IDENTITY)}, but {missing} are missing.")
@@ -95,7 +97,7 @@ class LatencyTable:
     def describe(self) -> str:
         s = self.settings
         return (f"{s['device']} ({s['device_name']}), batch {s['batch_size']}, {s['dtype']}, {s['threads']} "
-                f"thread(s), torch {s['torch_version']}")
+                f"thread(s), torch {s['torch_version']}, {s['clock']} clock")
 
     def check(self, expected: dict | None, *, source: str = "the latency table") -> None:
         """A ValueError naming the first setting of ``expected`` the table was not measured under."""

@@ -2,10 +2,9 @@
 
 :class:`MeasuredLatency` ``.profile(sample)`` (the interface of NNI's profilers) builds the network of ``sample``
 the way a trial gets it (``model_space.freeze(sample).executable_model()``), puts it in eval mode on ``device``
-and times it under ``torch.inference_mode()`` on a fixed random input of ``input_size`` as
-:mod:`deepmad_nni.latency_profile` times a unit: ``warmup`` untimed calls, then the median of ``repeats``
-timings, each the mean of enough back-to-back calls to last ``MIN_TIMING_MS``; on CUDA each timing is bracketed
-by ``torch.cuda.synchronize()``.  While it measures, torch's intra-op threads are pinned to ``threads`` and
+and times it under ``torch.inference_mode()`` on a fixed random input of ``input_size`` as a latency table's
+units are timed (:func:`deepmad_nni.timing.median_ms`: warm-up, median of repeats, the thread's CPU time with
+one CPU thread, else the wall clock).  While it measures, torch's intra-op threads are pinned to ``threads`` and
 denormals are flushed (:func:`pinned`, the settings of ``latency_profile``); both are restored afterwards, so
 training in the same process (NNI's sequential engine) keeps its own settings.
 
@@ -15,11 +14,10 @@ time**; the same network measured again can differ by a few percent, and by up t
 """
 from __future__ import annotations
 
-import statistics
-import time
 from contextlib import contextmanager
 
-from deepmad_nni.latency_profile import MIN_TIMING_MS, settings_of
+from deepmad_nni.latency_profile import settings_of
+from deepmad_nni.timing import median_ms
 
 WARMUP = 3      # latency_profile.profile's defaults
 REPEATS = 10
@@ -44,28 +42,6 @@ def pinned(threads: int, *, flush_denormal: bool = True):
     finally:
         torch.set_num_threads(threads_before)
         torch.set_flush_denormal(flush_before)
-
-
-def time_call(fn, *, device: str, warmup: int = WARMUP, repeats: int = REPEATS) -> float:
-    """Milliseconds of one call of ``fn`` (no arguments): the median of ``repeats`` timings after ``warmup``
-    untimed calls, each timing the mean of enough calls to last ``MIN_TIMING_MS`` (module docstring)."""
-    import torch
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(max(warmup, 1)):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    inner = max(1, int(MIN_TIMING_MS / max((time.perf_counter() - t0) * 1e3, 1e-6)))
-    timings = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        sync()
-        timings.append((time.perf_counter() - t0) * 1e3 / inner)
-    return statistics.median(timings)
 
 
 class MeasuredLatency:
@@ -95,7 +71,8 @@ class MeasuredLatency:
         model = self.model_space.freeze(sample).executable_model().to(device).eval()
         x = torch.randn(*self.input_size, generator=torch.Generator().manual_seed(0)).to(device)
         with pinned(self.settings["threads"], flush_denormal=self.settings["flush_denormal"]), torch.inference_mode():
-            return float(time_call(lambda: model(x), device=device, warmup=self.warmup, repeats=self.repeats))
+            return float(median_ms(lambda: model(x), device=device, clock=self.settings["clock"], warmup=self.warmup,
+                                   repeats=self.repeats))
 
     def describe(self) -> str:
         s = self.settings

@@ -11,34 +11,25 @@ one calibration, so it predicts for that space only (:meth:`SpaceUnits.check`).
 from __future__ import annotations
 
 import random
-import statistics
-import time
 
 from deepmad_nni.core.latency import LatencyTable, calibration_features, fit_calibration
 
 JITTER = 0.15       # spread of a calibration network's labels around its size quantile (share of each range)
 
 
-def measure_frozen(model, input_size, *, device: str = "cpu", warmup: int = 3, repeats: int = 10) -> float:
-    """Median milliseconds of one forward of ``model`` (a frozen network, eval, inference mode) on ``input_size``."""
+def measure_frozen(model, input_size, *, device: str = "cpu", warmup: int = 3, repeats: int = 10,
+                   clock: str = "wall") -> float:
+    """Milliseconds of one forward of ``model`` (a frozen network, eval, inference mode) on ``input_size`` by
+    ``clock`` (:func:`deepmad_nni.timing.median_ms`)."""
     import torch
 
     from deepmad_nni.steady_memory import keep_freed_memory
+    from deepmad_nni.timing import median_ms
     keep_freed_memory()        # as the table's units were timed
     model = model.to(device).eval()
     x = torch.randn(*input_size, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    times = []
     with torch.inference_mode():
-        for _ in range(max(warmup, 1)):
-            model(x)
-        sync()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            sync()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        return median_ms(lambda: model(x), device=device, clock=clock, warmup=warmup, repeats=repeats)
 
 
 def calibration_samples(units, *, count: int, seed: int = 0) -> list[dict]:
@@ -77,7 +68,8 @@ def calibrate_space(table: LatencyTable, units, space, *, count: int = 10, seed:
     size = (s["batch_size"],) + tuple(units.input_size[1:])
     rows = []
     for i, sample in enumerate(calibration_samples(units, count=count, seed=seed), 1):
-        ms = measure_frozen(space.freeze(sample), size, device=s["device"], warmup=warmup, repeats=repeats)
+        ms = measure_frozen(space.freeze(sample), size, device=s["device"], warmup=warmup, repeats=repeats,
+                            clock=s["clock"])
         rows.append((calibration_features(units.of(sample), table), ms))
         if progress is not None:
             progress(f"  calibration network {i}/{count}: {ms:.4g} ms measured, {rows[-1][0][0]:.4g} ms of entries")
