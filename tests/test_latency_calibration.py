@@ -48,7 +48,9 @@ def test_fit_recovers_known_coefficients_and_rejects_bad_input():
     assert [fit["scale"], fit["ms_per_mb"], fit["ms_per_unit"]] == pytest.approx(truth, rel=1e-6)
     assert fit["fit_max_rel_error"] < 1e-9 and fit["networks"] == 12 and fit["margin"] == pytest.approx(0, abs=1e-9)
     noisy = fit_calibration(x, x @ np.array([1.0, 0.0, 0.0]) * rng.uniform(0.9, 1.1, 12))
-    assert min(noisy["scale"], noisy["ms_per_mb"], noisy["ms_per_unit"]) >= 0          # non-negative
+    assert noisy["scale"] >= 1 and min(noisy["ms_per_mb"], noisy["ms_per_unit"]) >= 0
+    bytes_only = fit_calibration(x, x @ np.array([0.2, 0.5, 0.0]))      # faster than its entries: scale stays 1
+    assert bytes_only["scale"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 3 networks"):
         fit_calibration(x[:2], [1.0, 2.0])
     with pytest.raises(ValueError, match="measured_ms must be positive"):

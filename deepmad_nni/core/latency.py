@@ -168,7 +168,7 @@ def calibration_features(units, table: LatencyTable) -> tuple[float, float, int]
 
 
 def fit_calibration(features, measured_ms) -> dict:
-    """The coefficients (scale, ms_per_mb, ms_per_unit) >= 0 minimising the squared *relative* error of
+    """The coefficients (scale >= 1, ms_per_mb >= 0, ms_per_unit >= 0) minimising the squared *relative* error of
     ``scale * entries + ms_per_mb * megabytes + ms_per_unit * units`` against ``measured_ms`` (one row of
     :func:`calibration_features` per measured network; at least 3), and ``margin``: the largest relative
     under-prediction among them (measured / predicted - 1, at least 0), by which budgets are guarded."""
@@ -180,7 +180,10 @@ def fit_calibration(features, measured_ms) -> dict:
                          f"each, but got features of shape {x.shape} and {y.shape[0] if y.ndim else 0} times.")
     if not (np.all(np.isfinite(y)) and np.all(y > 0)):
         raise ValueError(f"measured_ms must be positive finite times, but got {y.tolist()!r}.")
-    coef, _ = nnls(x / y[:, None], np.ones(len(y)))
+    # scale = 1 + s with s >= 0: a unit inside a network is never faster than timed alone (cache-hot); without
+    # this floor, entries and megabytes (nearly collinear over networks) can trade off to scale 0
+    extra, _ = nnls(x / y[:, None], 1.0 - x[:, 0] / y)
+    coef = extra + np.array([1.0, 0.0, 0.0])
     pred = x @ coef
     rel = np.abs(pred - y) / y
     return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "ms_per_unit": float(coef[2]),
