@@ -39,6 +39,19 @@ def test_dry_run_counts_units(capsys, tmp_path):
     assert not (tmp_path / "t.json").exists()
 
 
+@pytest.mark.parametrize("command", [["design"], ["tune", "--out", "OUT", "--evaluator", "nas-bench-macro",
+                                                 "--flops", "60e6", "--n-trials", "1"]], ids=["design", "tune"])
+def test_latency_options_name_the_option(tmp_path, capsys, command):
+    """design and tune share the budget options (commands/budget_args.py): bad input names the option."""
+    base = [str(tmp_path / "out") if a == "OUT" else a for a in command] + ["--family", "nas-bench-macro"]
+    assert main(base + ["--latency", "1"]) == 2
+    assert "--latency needs --latency-table" in capsys.readouterr().err
+    assert main(base + ["--latency", "1", "--latency-table", str(tmp_path / "missing.json")]) == 2
+    assert "--latency-table" in capsys.readouterr().err
+    assert main(base + ["--max-feature-map", "-3"]) == 2
+    assert "--max-feature-map" in capsys.readouterr().err
+
+
 def test_design_latency_options(tmp_path, capsys):
     assert main(["design", "--family", "nas-bench-macro", "--latency", "1"]) == 2
     assert "--latency needs --latency-table" in capsys.readouterr().err

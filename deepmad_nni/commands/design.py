@@ -7,6 +7,7 @@ import sys
 
 from ..core import FAMILIES, PRESETS, get_family, get_preset, solve, to_structure
 from ..core.score import CONVENTIONS
+from .budget_args import add_budget_arguments, budgets_of
 from .report import print_design, result_json
 
 
@@ -28,12 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to search for a better design and a tighter bound (default: the quick solve, "
                         "the rounded continuous relaxation and its bound, well under a second)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--latency", type=float, default=None,
-                   help="latency budget in ms, predicted by --latency-table (docs/latency.md)")
-    p.add_argument("--latency-table", default=None,
-                   help="a table from deepmad-nni latency profile; reports each design's predicted latency")
-    p.add_argument("--max-feature-map", type=float, default=None,
-                   help="budget on the largest block input/output tensor, in elements per sample")
+    add_budget_arguments(p)
     p.add_argument("--explain", action="store_true",
                    help="print the solver's plans (stages in order, their settings and time shares) and exit")
     out = p.add_mutually_exclusive_group()
@@ -60,21 +56,8 @@ def run(args) -> int:
     if not (args.json or args.export):
         limit = "quick solve" if args.time_limit is None else f"up to {args.time_limit:g} s"
         print(f"Solving DeepMAD over {family.name} ({limit}) ...", file=sys.stderr)
-    if args.latency is not None and args.latency_table is None:
-        raise ValueError(f"--latency needs --latency-table (a table from deepmad-nni latency profile), but got "
-                         f"--latency {args.latency:g} alone.")
-    for name, value in (("--latency", args.latency), ("--max-feature-map", args.max_feature_map)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} must be a positive number, but got {value!r}.")
-    table = None
-    if args.latency_table is not None:
-        from ..core.latency import LatencyTable
-        try:
-            table = LatencyTable.load(args.latency_table)
-        except ValueError as err:
-            raise ValueError(f"--latency-table: {err}") from None
-    budgets = {} if table is None and args.max_feature_map is None else dict(
-        latency=args.latency, latency_table=table, max_feature_map=args.max_feature_map)
+    budgets = budgets_of(args)
+    table = budgets.get("latency_table")
     result = solve(family, flops=flops, params=params, rho=rho, alpha=args.alpha, beta=args.beta,
                    convention=args.convention, top_k=args.top_k, time_limit=args.time_limit, seed=args.seed,
                    progress=lambda line: print(f"  {line}", file=sys.stderr), **budgets)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..core.score import CONVENTIONS
+from .budget_args import add_budget_arguments, budgets_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "is marked FAIL (default 10)")
     p.add_argument("--no-defaults-first", action="store_true",
                    help="do not start a new study with the paper's hyperparameters")
-    p.add_argument("--latency", type=float, default=None,
-                   help="latency budget in ms, predicted by --latency-table (docs/latency.md)")
-    p.add_argument("--latency-table", default=None, help="a table from deepmad-nni latency profile")
-    p.add_argument("--max-feature-map", type=float, default=None,
-                   help="budget on the largest block input/output tensor, elements per sample")
+    add_budget_arguments(p)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 
@@ -83,13 +80,7 @@ def run(args) -> int:
     if args.evaluator == "training":
         options = {"dataset": args.dataset, "epochs": args.epochs, "width_multiplier": args.width_multiplier,
                    "train_size": args.train_size, "data_dir": args.data_dir, "device": args.device}
-    table = None
-    if args.latency_table is not None:
-        from ..core.latency import LatencyTable
-        try:
-            table = LatencyTable.load(args.latency_table)
-        except ValueError as err:
-            raise ValueError(f"--latency-table: {err}") from None
+    budgets = budgets_of(args)
     ranges = SearchRanges(rho=None if args.rho is None else tuple(args.rho), beta=tuple(args.beta),
                           alpha_last=tuple(args.alpha_last), alpha_others=tuple(args.alpha_others))
     result = tune(args.family, space=space, flops=args.flops, params=args.params, evaluator=args.evaluator,
@@ -100,7 +91,7 @@ def run(args) -> int:
                   seed=args.seed, convention=args.convention, time_limit=args.time_limit,
                   start_from_defaults=not args.no_defaults_first,
                   heartbeat_interval=args.heartbeat or None, plots=not args.no_plots, progress=not args.quiet,
-                  latency=args.latency, latency_table=table, max_feature_map=args.max_feature_map)
+                  **budgets)
     summary = result.summary()
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     best = summary["best"] and {k: v for k, v in summary["best"].items() if k != "design"}
