@@ -14,7 +14,7 @@ from deepmad_nni.core.incumbents import min_prefix_costs
 from deepmad_nni.core.lagrangian import PrefixTables
 from deepmad_nni.core.multipliers import fit_multipliers
 from deepmad_nni.core.partition_bound import partition_bound
-from deepmad_nni.core.plan import BOX_PLAN, QUICK_PLAN, TIMED_PLAN, Plan, Stage, explain_all
+from deepmad_nni.core.plan import BOX_PLAN, PARTITION_BOUND, QUICK_PLAN, TIMED_PLAN, Plan, Stage, explain_all
 from deepmad_nni.core.result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL
 from deepmad_nni.core.runner import STAGES, run_plan
 from deepmad_nni.core.slots import build_slot_tables
@@ -51,7 +51,8 @@ def test_a_modified_plan_changes_what_runs(monkeypatch):
     ran.clear()
     proof_only = TIMED_PLAN.without("evolution", "box-search")
     res = run_plan(prog, proof_only, time_limit=5.0)
-    assert ran == ["fit-multipliers", "spread-bound", "partition-bound", "branch-and-bound"] and res.status == OPTIMAL
+    assert ran == ["fit-multipliers", "count-bound", "spread-bound", "branch-and-bound"] and \
+        res.status == OPTIMAL
     # settings are read from the plan
     stopped = TIMED_PLAN.with_settings("branch-and-bound", grid=3)
     assert next(s for s in stopped.stages if s.name == "branch-and-bound").settings.grid == 3
@@ -115,7 +116,7 @@ def test_quick_and_timed_solves_of_random_small_families_agree_with_brute_force(
 @pytest.mark.parametrize("fam", SMALL_FAMILIES, ids=lambda f: f.name)
 def test_partition_bound_is_at_least_the_optimum(fam):
     fit = next(s.settings for s in TIMED_PLAN.stages if s.name == "fit-multipliers")
-    part = next(s.settings for s in TIMED_PLAN.stages if s.name == "partition-bound")
+    part = PARTITION_BOUND
     for levels in (1, 2):
         for q in (0.3, 0.6):
             scores = [Program.create(fam).score(a) for a in fam.enumerate()]

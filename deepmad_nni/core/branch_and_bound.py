@@ -2,10 +2,11 @@
 
 The search fixes slots from the last to the first, so every fixed slot's entropy weight ``G_j`` is exact
 (core/lagrangian.py).  A node's bound is the relaxed value of its fixed suffix plus the prefix table of the
-free slots; children are visited best bound first, and a child whose bound cannot beat the incumbents'
-threshold, or whose FLOPs/params cannot fit even with the smallest prefix, is pruned.  Nodes at slot 1 are
-expanded into every stem at once and scored exactly in batches (core/slots.py), including the official
-convention's prefix-wise rho and the exact Q.
+free slots (core/lagrangian.py's, or core/count_tables.py's at several multiplier sets, the smallest of them
+for each count of the free prefix); children are visited best bound first, and a child whose bound cannot
+beat the incumbents' threshold, or whose FLOPs/params cannot fit even with the smallest prefix, is pruned.
+Nodes at slot 1 are expanded into every stem at once and scored exactly in batches (core/slots.py), including
+the official convention's prefix-wise rho and the exact Q.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .incumbents import Incumbents
-from .lagrangian import PrefixTables
 from .plan import BATCHES, NUMERICS
 from .program import Program
 from .rules import expand_depths
@@ -34,7 +34,8 @@ class _Frame:
     pos: int
     suffix: tuple            # (combo, depth) per fixed slot, last slot first
     g_next: float            # G_{j+1}
-    lag: float               # relaxed value of the fixed suffix
+    lags: np.ndarray         # (multiplier sets, children): relaxed value of each child's fixed suffix
+    counts: np.ndarray       # per child: its fixed suffix's count (core/count_tables.py; 0 for core/lagrangian.py)
     flops: float
     params: float
 
@@ -51,19 +52,21 @@ def _tolerance(value: float) -> float:
     return NUMERICS.same * max(1.0, abs(value)) if math.isfinite(value) else 0.0
 
 
-def search(program: Program, scorer: BatchScorer, best: Incumbents, relax: PrefixTables, root_bound: float,
+def search(program: Program, scorer: BatchScorer, best: Incumbents, relax, root_bound: float,
            fmin, pmin, *, deadline: float, node_limit: int | None) -> TreeOutcome:
     """Search until the tree closes, ``deadline`` passes or ``node_limit`` nodes are visited; every
-    scored leaf is offered to ``best``."""
+    scored leaf is offered to ``best``.  ``relax`` gives the node bounds: core/lagrangian.py's PrefixTables or
+    core/count_tables.py's CountNodeBounds (``child_values``, ``child_steps``, ``node_bounds``)."""
     slots, n = scorer.slots, len(scorer.slots)
 
-    def expand(j, idx, suffix, g_next, lag, flops, params):
+    def expand(j, idx, suffix, g_next, lag, count, flops, params):
         sl = slots[j]
         cidx, depth = expand_depths(sl, idx)
         t, nl, f, p = _totals(sl, cidx, depth)
         g = g_next + sl.delta[sl.co[cidx]]
-        child_lag = lag + relax.term(sl, cidx, depth, g)
-        bound = child_lag + relax.prefix(j, sl.ci[cidx], g) + relax.const
+        lags = lag[:, None] + relax.child_values(j, cidx, depth, g)
+        counts = count + relax.child_steps(j, cidx, depth)
+        bound = relax.node_bounds(j, sl.ci[cidx], g, lags, counts)
         ok = bound > best.threshold()
         if program.flops is not None:
             ok &= flops + f + (fmin[j - 1][sl.ci[cidx]] if j else 0) <= program.flops
@@ -71,7 +74,8 @@ def search(program: Program, scorer: BatchScorer, best: Incumbents, relax: Prefi
             ok &= params + p + (pmin[j - 1][sl.ci[cidx]] if j else 0) <= program.params
         keep = np.flatnonzero(ok)
         keep = keep[np.argsort(-bound[keep], kind="stable")]
-        return _Frame(j, bound[keep], cidx[keep], depth[keep], 0, suffix, g_next, lag, flops, params)
+        return _Frame(j, bound[keep], cidx[keep], depth[keep], 0, suffix, g_next, lags[:, keep], counts[keep],
+                      flops, params)
 
     pending, pending_rows = [], [0]
 
@@ -108,7 +112,7 @@ def search(program: Program, scorer: BatchScorer, best: Incumbents, relax: Prefi
         pending.clear()
         pending_rows[0] = 0
 
-    stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, 0.0, 0.0, 0.0)]
+    stack = [expand(n - 1, np.arange(len(slots[-1].ci)), (), 0.0, np.zeros(relax.multiplier_sets), 0, 0.0, 0.0)]
     if root_bound <= best.threshold() + _tolerance(best.threshold()):
         stack = []   # the incumbents already meet the bound: they are optimal
     nodes, limited, interrupted = 0, False, False
@@ -135,9 +139,8 @@ def search(program: Program, scorer: BatchScorer, best: Incumbents, relax: Prefi
             c, d = int(fr.idx[i]), int(fr.depth[i])
             t, nl, f, p = _totals(sl, c, d)
             g = fr.g_next + sl.delta[sl.co[c]]
-            lag = fr.lag + float(relax.term(sl, np.array([c]), np.array([d]), np.array([g]))[0])
-            stack.append(expand(fr.j - 1, slots[fr.j - 1].by_co[sl.ci[c]], fr.suffix + ((c, d),), g, lag,
-                                fr.flops + float(f), fr.params + float(p)))
+            stack.append(expand(fr.j - 1, slots[fr.j - 1].by_co[sl.ci[c]], fr.suffix + ((c, d),), g, fr.lags[:, i],
+                                int(fr.counts[i]), fr.flops + float(f), fr.params + float(p)))
     except KeyboardInterrupt:   # Ctrl-C: keep the best design; the root bound stays valid
         limited = interrupted = True
     flush()

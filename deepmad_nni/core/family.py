@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arch import Architecture, Stage
+from .rules import stage_ends
 
 
 def round8(x: float) -> int:
@@ -162,7 +163,7 @@ class Family:
         return sum(counts.values())
 
     def num_stages(self) -> int:
-        return 1 + sum(1 for j, s in enumerate(self.slots) if j > 0 and s.stride == 2)
+        return len(stage_ends(self.slots))
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,6 +38,17 @@ def _interp(table: np.ndarray, grid: np.ndarray, rows: np.ndarray, x: np.ndarray
     return v0 + w * (v1 - v0)
 
 
+def weight_grids(slots: list[SlotTable], size: int) -> list[np.ndarray]:
+    """Per slot j, ``size`` points over the range of G_{j+1} (the weight of the stages ending after j), the
+    argument g of the prefix tables W_j (one point where the range is a point)."""
+    n = len(slots)
+    lo, hi = [0.0] * (n + 1), [0.0] * (n + 1)
+    for j in range(n - 1, -1, -1):
+        lo[j] = lo[j + 1] + slots[j].delta.min()
+        hi[j] = hi[j + 1] + slots[j].delta.max()
+    return [np.linspace(lo[j + 1], hi[j + 1], size if hi[j + 1] > lo[j + 1] else 1) for j in range(n)]
+
+
 def layer_price(program: Program, mu: float, n0: float) -> float:
     """nu, the price of one layer: rho's multiplier ``mu`` times the slope of the tangent of
     n log(n / rho_0) at ``n0``."""
@@ -56,13 +67,6 @@ class PrefixTables:
 
     def __init__(self, program: Program, slots: list[SlotTable], grid: int):
         self.program, self.slots = program, slots
-        n = len(slots)
-        lo, hi = [0.0] * (n + 1), [0.0] * (n + 1)   # range of G_j (weight of the stages ending at or after j)
-        for j in range(n - 1, -1, -1):
-            lo[j] = lo[j + 1] + slots[j].delta.min()
-            hi[j] = hi[j + 1] + slots[j].delta.max()
-        # W_j takes g = G_{j+1}; its grid spans [lo[j+1], hi[j+1]].
-        self.lo, self.hi = lo, hi
         self.groups = []     # per slot: combo order by output width, and where each width's run starts
         for sl in slots:
             order = np.argsort(sl.co, kind="stable")
@@ -72,10 +76,8 @@ class PrefixTables:
 
     def resize(self, size: int):
         """Grid points per table (more points: tighter bounds, slower tables)."""
-        lo, hi = self.lo, self.hi
         self.size = size
-        self.grids = [np.linspace(lo[j + 1], hi[j + 1], size if hi[j + 1] > lo[j + 1] else 1)
-                      for j in range(len(self.slots))]
+        self.grids = weight_grids(self.slots, size)
         return self
 
     def set(self, lam_f: float, lam_p: float, mu: float, n0: float, depth_penalty=None):
@@ -126,3 +128,17 @@ class PrefixTables:
         if j == 0:
             return np.zeros(np.shape(ci))
         return _interp(self.tables[j - 1], self.grids[j - 1], ci, g)
+
+    # the node-bound interface of core/branch_and_bound.py (shared with core/count_tables.py's CountNodeBounds)
+    multiplier_sets = 1
+
+    def child_values(self, j: int, idx: np.ndarray, depth: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """(1, children): :meth:`term` of slot j's blocks."""
+        return self.term(self.slots[j], idx, depth, g)[None, :]
+
+    def child_steps(self, j: int, idx: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        return np.zeros(len(idx), np.int64)   # these tables keep no count
+
+    def node_bounds(self, j: int, ci: np.ndarray, g: np.ndarray, lags: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Bounds of children with relaxed suffix values ``lags[0]`` (the prefix table added)."""
+        return lags[0] + self.prefix(j, ci, g) + self.const

@@ -186,6 +186,26 @@ class PartitionBound:
 
 
 @dataclass(frozen=True)
+class CountBound:
+    """Stage ``count-bound``: bounds that keep the layer count (and, where Q needs it, the sum of Q's depths)
+    exact, with a line under Q (core/count_tables.py), on tables of ``grid`` points, fitted part by part
+    (core/count_bound.py: the last slots' choices and the free prefix's count); Nelder-Mead on (lambda_F,
+    lambda_P, mu, the line's std x0, n0 for the depth sum) from the fitted root multipliers, then ``rounds``
+    fits each aimed at the part whose bound is the largest."""
+
+    grid: int
+    evaluations: int              # bounds of the first Nelder-Mead (all parts at once)
+    tangents: tuple               # the line's std x0 tried first, the best one starting the Nelder-Mead
+    rounds: int
+    round_evaluations: int        # bounds of each round's Nelder-Mead
+    xatol: float                  # Nelder-Mead's step tolerance (on the logarithms, and on x0)
+    tree_sets: int                # multiplier sets the branch and bound takes (the best for all parts at once, then
+    #                               those of the largest parts' bounds)
+    max_parts: int                # choices of the last slot at most for the parts (more: the whole network's counts)
+    first_count_share: float      # share of the stage's time of the depth count when both counts run (it goes first)
+
+
+@dataclass(frozen=True)
 class Tree:
     """Stage ``branch-and-bound``: the exact search over the whole family (core/branch_and_bound.py),
     depth first, slots fixed from the last, on prefix tables of ``grid`` points."""
@@ -272,8 +292,12 @@ _BOX = replace(_POLISH_BOX, nodes=20_000, time_share=0.085)
 _FIT = FitMultipliers(grid=12, evaluations=60, starts=((-2.8, -2.5, 0.9, 0.7), (-2.0, -3.0, 1.0, 0.3)), xatol=1e-3)
 _SPREAD = SpreadBound(grid=12, tangents=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0))
 _TREE = Tree(grid=48)
-_PARTITION = PartitionBound(levels=1, max_parts=2_000_000, rounds=200, fit=replace(_FIT, evaluations=40))
+#: The settings of stage ``partition-bound`` for a plan that adds it; none of the plans below does: ``count-bound``
+#: splits the family by the same last slots and by the free prefix's count too.
+PARTITION_BOUND = PartitionBound(levels=1, max_parts=2_000_000, rounds=200, fit=replace(_FIT, evaluations=40))
 _FIT_TIMED = replace(_FIT, evaluations=200)   # Nelder-Mead converges in about 200 root bounds (R34, R50, B0)
+_COUNT = CountBound(grid=4, evaluations=100, tangents=(2.0, 2.5, 3.0, 3.5), rounds=20, round_evaluations=60,
+                    xatol=1e-3, tree_sets=3, max_parts=200_000, first_count_share=0.5)
 
 #: The exact part of every timed plan, and the whole of the box search's plan (a box is a family of its own).
 _PROOF = (
@@ -284,18 +308,18 @@ _PROOF = (
 
 #: With a time limit: designs until 0.65 of the limit, then the proof.
 TIMED_PLAN = Plan("timed", (
-    Stage("relax-and-round", TIMED_ROUNDING, 0.35, min_designs=LARGE_FAMILY,
+    Stage("relax-and-round", TIMED_ROUNDING, 0.30, min_designs=LARGE_FAMILY,
           note="designs and the relaxation's multipliers"),
     Stage("evolve-and-climb", EvolveAndClimb(evolution=EVOLUTION, first_share=0.2, restart_evaluations=60_000,
                                              starts=24, seed_stride=7919, polish_within=0.005, polish_share=0.07,
                                              polish_box=_POLISH_BOX),
-          0.15, min_designs=LARGE_FAMILY, note="designs only; proves nothing"),
-    Stage("evolution", EvolveOnly(evolution=EVOLUTION, patience=200), 0.5, max_designs=LARGE_FAMILY,
+          0.10, min_designs=LARGE_FAMILY, note="designs only; proves nothing"),
+    Stage("evolution", EvolveOnly(evolution=EVOLUTION, patience=200), 0.45, max_designs=LARGE_FAMILY,
           note="designs only; proves nothing"),
-    Stage("box-search", BoxSearch(_BOX), 0.15, note="better designs near the best; proves nothing"),
+    Stage("box-search", BoxSearch(_BOX), 0.10, note="better designs near the best; proves nothing"),
     Stage("fit-multipliers", _FIT_TIMED, 0.10, note="the multipliers of the tightest root bound"),
+    Stage("count-bound", _COUNT, 0.30, note="a bound per part (last slots, layer count or depth sum), Q under a line"),
     Stage("spread-bound", _SPREAD, 0.05, note="a root bound that keeps part of Q"),
-    Stage("partition-bound", _PARTITION, 0.15, note="a root bound with multipliers per part"),
     _PROOF[-1],
 ))
 

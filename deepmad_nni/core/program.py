@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .family import Family
+from .plan import NUMERICS
 from .score import CONVENTIONS, Score, default_alpha, score
 
 
@@ -79,7 +80,7 @@ class Program:
     def score(self, arch) -> Score:
         return score(arch, alpha=self.alpha, beta=self.beta, convention=self.convention)
 
-    def violations(self, s: Score, tol: float = 1e-9) -> list[str]:
+    def violations(self, s: Score, tol: float = NUMERICS.same) -> list[str]:
         """The constraints ``s`` breaks (empty when feasible)."""
         out = []
         if s.effectiveness > self.rho * (1 + tol):

@@ -14,6 +14,8 @@ import numpy as np
 
 from . import branch_and_bound
 from .continuous import ContinuousPoint, relaxable
+from .count_bound import count_bound
+from .count_tables import CountNodeBounds, CountTables, depth_count_applies
 from .evolution import evolve
 from .incumbents import Incumbents, decode, infeasible_message, min_prefix_costs, scored
 from .lagrangian import PrefixTables
@@ -48,6 +50,7 @@ class _Run:
     notes: list = field(default_factory=list)    # what the stages did, for the message
     evaluated: int = 0
     tree: branch_and_bound.TreeOutcome | None = None
+    node_bounds: tuple | None = None     # (its root bound, CountNodeBounds) when a count bound gave them
 
     def prefix_tables(self, grid: int) -> PrefixTables:
         """The Lagrangian tables on ``grid`` points, at the multipliers set last (the relaxation's, at first)."""
@@ -138,6 +141,26 @@ def _spread_bound(run: _Run, settings, deadline: float):
     run.bounds.append(depth_spread_bound(tables, run.program, settings, deadline=deadline))
 
 
+def _count_bound(run: _Run, settings, deadline: float):
+    if run.tables is not None:
+        start = (run.tables.lam_f, run.tables.lam_p, run.tables.mu, run.tables.n0)
+    else:
+        start = run.point.lagrange if run.point is not None else (0.0, 0.0, 0.0, 1.0)
+    floor = run.best.designs()[0].score.objective if run.best.heap else -math.inf
+    counts = [CountTables(run.program, run.slots, settings.grid, "layers")]
+    if counts[0].depth_sum is None and depth_count_applies(run.program):   # Q's depth sum needs its own count
+        counts.insert(0, CountTables(run.program, run.slots, settings.grid, "depths"))
+    for k, tables in enumerate(counts):
+        left = deadline - time.perf_counter()
+        share = deadline if k == len(counts) - 1 else time.perf_counter() + settings.first_count_share * left
+        bound, thetas = count_bound(tables, run.program, settings, run.fmin, run.pmin, start=start, floor=floor,
+                                    deadline=share)
+        run.bounds.append(bound)
+        run.say(f"count bound ({tables.count}): {bound:.6g}")
+        if thetas and (run.node_bounds is None or bound < run.node_bounds[0]):
+            run.node_bounds = (bound, CountNodeBounds(tables, thetas))
+
+
 def _partition_bound(run: _Run, settings, deadline: float):
     tables = run.prefix_tables(settings.fit.grid)
     floor = run.best.designs()[0].score.objective if run.best.heap else -math.inf
@@ -150,7 +173,9 @@ def _branch_and_bound(run: _Run, settings, deadline: float):
     tables = run.prefix_tables(settings.grid)
     root = min([tables.root_bound()] + run.bounds)
     run.bounds.append(root)
-    run.say(f"branch and bound: root bound {root:.6g}")
+    if run.node_bounds is not None and run.node_bounds[0] < tables.root_bound():   # the tighter tables
+        tables = run.node_bounds[1]
+    run.say(f"branch and bound: root bound {root:.6g} ({type(tables).__name__})")
     run.tree = branch_and_bound.search(run.program, run.scorer, run.best, tables, root, run.fmin, run.pmin,
                                        deadline=deadline, node_limit=run.node_limit)
 
@@ -158,7 +183,7 @@ def _branch_and_bound(run: _Run, settings, deadline: float):
 STAGES = {"relax-and-round": _relax_and_round, "multiplier-bound": _multiplier_bound,
           "evolve-and-climb": _evolve_and_climb, "evolution": _evolution, "box-search": _box_search,
           "fit-multipliers": _fit_multipliers, "spread-bound": _spread_bound,
-          "partition-bound": _partition_bound, "branch-and-bound": _branch_and_bound}
+          "partition-bound": _partition_bound, "count-bound": _count_bound, "branch-and-bound": _branch_and_bound}
 
 
 def _run_stages(run: _Run, plan: Plan):

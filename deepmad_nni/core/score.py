@@ -31,32 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arch import REPEATABLE, Architecture
-
-
-
-@dataclass(frozen=True)
-class Convention:
-    """How a convention reads the program (module docstring)."""
-
-    s: float                 # entropy scale: H_i = s * log(r_i^2 c_i) * sum log(w_l)
-    prefix_rho: bool         # rho is the maximum over the stage prefixes (else the whole network's)
-    entry_depths: bool       # Q over each repeated stage entry's depth, TinyNAS's bottleneck rule (else per stage)
-    se_resolution_one: bool  # an SE block reports output resolution 1 (the TinyNAS code's quirk)
-
-
-CONVENTION_RULES: dict[str, Convention] = {
-    "official": Convention(s=0.5, prefix_rho=True, entry_depths=True, se_resolution_one=False),
-    "paper": Convention(s=1.0, prefix_rho=False, entry_depths=False, se_resolution_one=False),
-    "tinynas": Convention(s=0.5, prefix_rho=True, entry_depths=True, se_resolution_one=True),
-}
-CONVENTIONS = {name: c.s for name, c in CONVENTION_RULES.items()}   # convention -> entropy scale s
-
-
-def convention_rules(convention: str) -> Convention:
-    """The :class:`Convention` named ``convention``; a ValueError naming the choices otherwise."""
-    if convention not in CONVENTION_RULES:
-        raise ValueError(f"convention must be one of {sorted(CONVENTION_RULES)}, but got {convention!r}.")
-    return CONVENTION_RULES[convention]
+from .rules import CONVENTION_RULES, CONVENTIONS, Convention, convention_rules  # noqa: F401 (re-exported)
+from .rules import penalised_depth_arrays, stage_ends, stage_index
 
 
 def entropy_resolutions(resolutions, se, convention: str) -> tuple[int, ...]:
@@ -97,8 +73,7 @@ class StageSplit:
 
 def stage_split(arch: Architecture, convention: str = "official") -> StageSplit:
     """The stages of ``arch``; their resolutions are the ones ``convention``'s entropy reads."""
-    starts = [i for i, st in enumerate(arch.stages) if i > 0 and st.stride == 2]
-    ends = tuple(s - 1 for s in starts) + (len(arch.stages) - 1,)
+    ends = tuple(stage_ends(arch.stages))
     res = entropy_resolutions(arch.stage_resolutions, [st.block == "mbconv_se" for st in arch.stages], convention)
     return StageSplit(ends, tuple(arch.stages[e].c_out for e in ends), tuple(res[e] for e in ends))
 
@@ -138,21 +113,12 @@ def count_params(arch: Architecture) -> int:
 
 
 def penalised_depths(arch: Architecture, convention: str) -> tuple[int, ...]:
-    """The depths Q is taken over (see the module docstring)."""
-    if convention_rules(convention).entry_depths:
-        reps = [st for st in arch.stages if st.block in REPEATABLE]
-        depths = [st.depth for st in reps]
-        if reps and reps[0].block == "bottleneck":
-            depths = depths[2:]
-        return tuple(depths)
-    split = stage_split(arch)
-    depths, start = [], 0
-    for end in split.ends:
-        reps = [st.depth for st in arch.stages[start:end + 1] if st.block in REPEATABLE]
-        if reps:
-            depths.append(sum(reps))
-        start = end + 1
-    return tuple(depths)
+    """The depths Q is taken over (see the module docstring; the rule is core/rules.py's)."""
+    st = arch.stages
+    values, mask = penalised_depth_arrays([[s.depth for s in st]], [[s.block in REPEATABLE for s in st]],
+                                          [[s.block == "bottleneck" for s in st]], stage_index(st),
+                                          convention_rules(convention).entry_depths)
+    return tuple(int(v) for v in values[0][mask[0]])
 
 
 def depth_penalty(depths) -> float:

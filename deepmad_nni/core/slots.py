@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arch import REPEATABLE
+from .plan import NUMERICS
 from .program import Program
-from .score import CONVENTIONS, convention_rules, family_entropy_resolutions
+from .rules import CONVENTIONS, convention_rules, expand_depths, penalised_depth_arrays, stage_ends, stage_index
+from .score import family_entropy_resolutions
 from .terms import block_terms
 
 
@@ -38,7 +40,7 @@ def build_slot_tables(program: Program) -> list[SlotTable]:
     fam = program.family
     s = CONVENTIONS[program.convention]
     n = len(fam.slots)
-    ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+    ends = stage_ends(fam.slots)
     stage_of_end = {e: i for i, e in enumerate(ends)}
     area_res = family_entropy_resolutions(fam, program.convention)   # the r_i the entropy reads
     slots, r = [], fam.resolution
@@ -89,14 +91,13 @@ class BatchScorer:
     def __init__(self, program: Program, slots: list[SlotTable]):
         fam = program.family
         self.program, self.slots = program, slots
-        n = len(slots)
-        self.ends = [j for j in range(n) if j == n - 1 or fam.slots[j + 1].stride == 2]
+        self.ends = stage_ends(fam.slots)
         self.res = []
         r = fam.resolution
         for slot in fam.slots:
             r = -(-r // slot.stride)
             self.res.append(r)
-        self.stage_of = np.searchsorted(np.array(self.ends), np.arange(n))
+        self.stage_of = stage_index(fam.slots)
         self.repeatable = [np.array([o.block in REPEATABLE for o in s.ops]) for s in fam.slots]
         self.bottleneck = [np.array([o.block == "bottleneck" for o in s.ops]) for s in fam.slots]
         self.s = CONVENTIONS[program.convention]
@@ -131,26 +132,13 @@ class BatchScorer:
         entropy = h @ np.array(p.alpha)
         rho_prefix = n_cum[:, ends] / np.exp(s_cum[:, ends] / n_cum[:, ends])
         rho = rho_prefix.max(axis=1) if self.rules.prefix_rho else rho_prefix[:, -1]
-        rows = np.arange(len(t))
-        if self.rules.entry_depths:
-            # the TinyNAS code drops the first two repeated entries when the first one is a bottleneck
-            rank = np.cumsum(rep, axis=1)
-            first = np.argmax(rep, axis=1)
-            btn_first = btn[rows, first] & rep.any(axis=1)
-            mask = rep & ~(btn_first[:, None] & (rank <= 2))
-            vals = np.where(mask, depths, 0).astype(float)
-        else:
-            m = len(ends)
-            vals = np.zeros((len(t), m))
-            mask = np.zeros((len(t), m), bool)
-            np.add.at(vals.T, self.stage_of, np.where(rep, depths, 0).T)
-            np.logical_or.at(mask.T, self.stage_of, rep.T)
+        vals, mask = penalised_depth_arrays(depths, rep, btn, self.stage_of, self.rules.entry_depths)
         cnt = mask.sum(axis=1)
         mean = np.where(cnt > 0, vals.sum(axis=1) / np.maximum(cnt, 1), 0.0)
         var = np.where(mask, (vals - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(cnt, 1)
         q = np.where(cnt > 1, np.exp(np.sqrt(var)), 1.0)
         flops, params = f.sum(axis=1), pa.sum(axis=1)   # the last slot's terms include the classifier
-        ok = rho <= p.rho * (1 + 1e-9)
+        ok = rho <= p.rho * (1 + NUMERICS.same)   # as Program.violations
         if p.flops is not None:
             ok &= flops <= p.flops
         if p.params is not None:
@@ -192,17 +180,11 @@ def sample_designs(slots: list[SlotTable], count: int, rng: np.random.Generator,
 def all_designs(slots: list[SlotTable], limit: int = 2_000_000):
     """Every design of the family as (combos, depths) arrays; ValueError beyond ``limit`` designs."""
     n = len(slots)
-
-    def expand(j, idx):
-        sl = slots[j]
-        reps = np.array([len(sl.depths[o]) for o in sl.op[idx]], dtype=np.int64)
-        return np.repeat(idx, reps), np.concatenate([sl.depths[o] for o in sl.op[idx]])
-
-    c, d = expand(n - 1, np.arange(len(slots[-1].ci)))
+    c, d = expand_depths(slots[-1], np.arange(len(slots[-1].ci)))
     combos, depths = c[:, None], d[:, None]
     for j in range(n - 2, -1, -1):
         sl, nxt = slots[j], slots[j + 1]
-        parts = [expand(j, sl.by_co[w]) for w in range(len(sl.widths))]
+        parts = [expand_depths(sl, sl.by_co[w]) for w in range(len(sl.widths))]
         need = nxt.ci[combos[:, 0]]
         counts = np.array([len(parts[w][0]) for w in range(len(sl.widths))])[need]
         if counts.sum() > limit:
