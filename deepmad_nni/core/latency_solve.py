@@ -174,6 +174,27 @@ def _exact(solve, fam, kw, top_k, fits, latency, table):
             float("-inf"), r.nodes, r.constraints)
 
 
+def bisect_flops(solve_at, hi: float, fits, *, steps: int = BISECTION_STEPS, report=None):
+    """The geometric bisection of a tightened FLOPs budget between ``hi`` and ``hi / BISECTION_RANGE``:
+    ``solve_at(flops)`` (a result with ``designs`` and ``nodes``) at each of ``steps`` steps; the budget moves up
+    after a step whose designs include one that ``fits`` (or that has no design at all), down otherwise;
+    ``report(step, flops, fitting, all fitting so far)`` after each.  (designs that fit, nodes, steps run)."""
+    kept, nodes, lo, step = [], 0, hi / BISECTION_RANGE, 0
+    for step in range(1, steps + 1):
+        mid = math.sqrt(lo * hi)
+        r = solve_at(mid)
+        got = [d for d in r.designs if fits(d)]
+        kept += got
+        nodes += r.nodes
+        if got or not r.designs:
+            lo = mid
+        else:
+            hi = mid
+        if report is not None:
+            report(step, mid, got, kept)
+    return kept, nodes, step
+
+
 def _search(solve, fam, kw, top_k, fits, latency, table, method, progress):
     relaxed = solve(fam, top_k=max(top_k, 8), method=method, **kw)
     bound, nodes = relaxed.bound, relaxed.nodes
@@ -195,22 +216,17 @@ def _search(solve, fam, kw, top_k, fits, latency, table, method, progress):
     steps = 0
     if len(kept) < top_k:
         quick = {k: v for k, v in kw.items() if k not in ("time_limit", "node_limit", "progress")}
-        hi = float(relaxed.designs[0].score.flops)
-        lo = hi / BISECTION_RANGE
-        for steps in range(1, BISECTION_STEPS + 1):
-            mid = math.sqrt(lo * hi)
-            r = solve(fam, **{**quick, "flops": mid}, top_k=max(top_k, 4))
-            got = [d for d in r.designs if fits(d)]
-            kept += got
-            nodes += r.nodes
-            if got or not r.designs:
-                lo = mid
-            else:
-                hi = mid
+
+        def report(step, mid, got, found):
             if progress is not None:
-                best = max((d.score.objective for d in kept), default=float("nan"))
-                progress(f"latency bisection {steps}/{BISECTION_STEPS}: FLOPs budget {mid:.4g} -> "
+                best = max((d.score.objective for d in kept + found), default=float("nan"))
+                progress(f"latency bisection {step}/{BISECTION_STEPS}: FLOPs budget {mid:.4g} -> "
                          f"{len(got)} design(s) within {latency:.4g} ms; best objective {best:.6g}")
+        found, more_nodes, steps = bisect_flops(lambda flops: solve(fam, **{**quick, "flops": flops},
+                                                                    top_k=max(top_k, 4)),
+                                                float(relaxed.designs[0].score.flops), fits, report=report)
+        kept += found
+        nodes += more_nodes
     s = prog.score(fast_arch)
     if prog.feasible(s):
         kept.append(Design(fast_arch, s))

@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from deepmad_nni.core.latency import as_table
-from deepmad_nni.core.latency_solve import BISECTION_RANGE, BISECTION_STEPS, FIRST_K, BudgetedResult
+from deepmad_nni.core.latency_solve import BISECTION_STEPS, FIRST_K, BudgetedResult, bisect_flops
 from deepmad_nni.core.program import positive_number
 from deepmad_nni.core.result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL
 
@@ -141,18 +141,11 @@ def _search(desc, units, table, program, lim, top_k, time_limit, fits, ms, laten
                 f"(whatever FLOPs, params and rho) takes {fast_ms:.4g} ms (predicted).", [], -math.inf, nodes)
     steps = 0
     if len(kept) < top_k:
-        hi = float(relaxed.designs[0].score.flops)
-        lo = hi / BISECTION_RANGE
-        for steps in range(1, BISECTION_STEPS + 1):
-            mid = math.sqrt(lo * hi)
-            r = solve_space(desc, top_k=max(top_k, 4), **{**program, "flops": mid})
-            got = [d for d in r.designs if fits(d)]
-            kept += got
-            nodes += r.nodes
-            if got or not r.designs:
-                lo = mid
-            else:
-                hi = mid
+        found, more_nodes, steps = bisect_flops(
+            lambda flops: solve_space(desc, top_k=max(top_k, 4), **{**program, "flops": flops}),
+            float(relaxed.designs[0].score.flops), fits, steps=BISECTION_STEPS)
+        kept += found
+        nodes += more_nodes
     from .space_design import SpaceDesign
     sample = desc.canonical(fast_sample)
     kept.append(SpaceDesign(sample, desc.evaluate(sample, alpha=program["alpha"], beta=program["beta"],
