@@ -9,31 +9,25 @@ drawn with ``numpy.random.default_rng(--seed)`` (default seed 14, the issue's nu
 * rho_0 log-uniformly within the range where it binds for those budgets (core/rho_range.py: from the
   smallest rho of any design within them to the rho of the optimum without the constraint).
 
-Draws that no design meets are drawn again.  For each budget it prints the quick solve's time, objective
-and proven gap, a solve with ``--time-limit`` seconds, and the best of the evolutionary baseline
-(population 256, 2 mutated blocks per child, ``--evaluations`` candidates), with the differences.
-``--reference FILE`` (this script's JSON from an earlier run) reuses its timed-solve and evolution
-columns instead of recomputing them, so that only the quick solve runs again (with ``--rerun-timed``, the
-quick and the timed solves: only the evolution is reused).
+Draws that no design meets are drawn again.  The table and its options (``--time-limit``, ``--reference``,
+``--rerun-timed``, ``--out``) are experiments/budget_table.py's.
 
     OMP_NUM_THREADS=1 python experiments/bench_random_budgets.py [--seed 14] [--time-limit 30] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deepmad_nni.core import Program, get_family, solve  # noqa: E402
-from deepmad_nni.core.evolution import evolve  # noqa: E402
+from budget_table import add_arguments, run  # noqa: E402
+from deepmad_nni.core import Program, get_family  # noqa: E402
 from deepmad_nni.core.rho_range import rho_range  # noqa: E402
 from deepmad_nni.core.slots import build_slot_tables  # noqa: E402
 
@@ -82,59 +76,13 @@ def draw_budgets(seed: int, per_family: int):
     return budgets
 
 
-def _pct(a: float, b: float) -> float:
-    return 100.0 * (a - b) / abs(b)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=14, help="seed of the budgets' draw")
     ap.add_argument("--per-family", type=int, default=3, help="budgets drawn per family")
-    ap.add_argument("--time-limit", type=float, default=30.0, help="time limit of the second solve (s)")
-    ap.add_argument("--evaluations", type=int, default=500_000, help="evolutionary baseline evaluations")
-    ap.add_argument("--reference", help="JSON of an earlier run: reuse its timed-solve and evolution columns")
-    ap.add_argument("--rerun-timed", action="store_true",
-                    help="with --reference, solve the timed column again (reuse only the evolution's)")
-    ap.add_argument("--out", help="directory for bench_random_budgets.json (optional)")
+    add_arguments(ap, time_limit=30.0)
     args = ap.parse_args(argv)
-    reference = {}
-    if args.reference:
-        for row in json.loads(Path(args.reference).read_text()):
-            reference[(row["family"], row["flops"], row["params"], row["rho"])] = row
-    budgets = draw_budgets(args.seed, args.per_family)
-    print(f"{'family':24} {'GFLOPs':>6} {'M params':>8} {'rho':>5} | {'quick s':>7} {'quick':>9} {'gap %':>6} | "
-          f"{'limit':>9} {'gap %':>6} | {'evolution':>9} | {'quick-evo':>9} {'quick-lim':>9}")
-    rows = []
-    for family, flops, params, rho in budgets:
-        t0 = time.perf_counter()
-        quick = solve(family, flops=flops, params=params, rho=rho)
-        quick_s = time.perf_counter() - t0
-        old = reference.get((family, flops, params, rho))
-        if old is not None and not args.rerun_timed:
-            limit, limit_gap = old["limit"], old["limit_gap_pct"]
-        else:
-            limited = solve(family, flops=flops, params=params, rho=rho, time_limit=args.time_limit)
-            limit, limit_gap = limited.objective, 100 * limited.relative_gap
-        if old is not None:
-            evo_best = old["evolution"]
-        else:
-            program = Program.create(get_family(family), flops=flops, params=params, rho=rho)
-            evo_best = evolve(program, evaluations=args.evaluations, seed=0).objective
-        row = {"family": family, "flops": flops, "params": params, "rho": rho, "quick_s": quick_s,
-               "quick": quick.objective, "quick_gap_pct": 100 * quick.relative_gap, "limit_s": args.time_limit,
-               "limit": limit, "limit_gap_pct": limit_gap, "evolution": evo_best}
-        rows.append(row)
-        print(f"{family:24} {flops / 1e9:6.2f} {params / 1e6:8.2f} {rho:5.3f} | {quick_s:7.3f} {quick.objective:9.1f} "
-              f"{row['quick_gap_pct']:6.2f} | {limit:9.1f} {limit_gap:6.2f} | {evo_best:9.1f} | "
-              f"{_pct(quick.objective, evo_best):+8.2f}% {_pct(quick.objective, limit):+8.2f}%", flush=True)
-    below = sum(r["quick"] < r["evolution"] for r in rows)
-    far = sum(r["quick"] < r["limit"] * (1 - 1e-3) for r in rows)
-    print(f"quick solve below the evolution on {below} of {len(rows)} budgets; more than 0.1% below the "
-          f"timed solve on {far}; median quick time {statistics.median(r['quick_s'] for r in rows):.3f} s")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "bench_random_budgets.json").write_text(json.dumps(rows, indent=2))
-        print(f"wrote {Path(args.out) / 'bench_random_budgets.json'}")
+    run(draw_budgets(args.seed, args.per_family), args, "bench_random_budgets")
     return 0
 
 

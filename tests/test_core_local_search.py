@@ -13,12 +13,18 @@ from deepmad_nni.core.plan import TIMED_PLAN
 from deepmad_nni.core.slots import BatchScorer, all_designs, build_slot_tables
 
 
-def _full_rows(combos, depths, cols):
-    size = max(len(c) for c, _ in cols.values())
-    c_all, d_all = np.repeat(combos[None, :], size, 0), np.repeat(depths[None, :], size, 0)
-    for j, (c, d) in cols.items():
-        c_all[:, j], d_all[:, j] = c, d
-    return c_all, d_all
+def _full_rows(combos, depths, parts):
+    """Every neighbour of the parts as full (combos, depths) rows, and whether each row is valid."""
+    rows_c, rows_d, valid = [], [], []
+    for part in map(LocalSearch.rows, parts):
+        size = len(next(iter(part.values()))[0])
+        c_all, d_all = np.repeat(combos[None, :], size, 0), np.repeat(depths[None, :], size, 0)
+        for j, (c, d) in part.items():
+            c_all[:, j], d_all[:, j] = c, d
+        rows_c.append(c_all)
+        rows_d.append(d_all)
+        valid.append(c_all.min(axis=1) >= 0)
+    return np.concatenate(rows_c), np.concatenate(rows_d), np.concatenate(valid)
 
 
 @pytest.mark.parametrize("family", SMALL_FAMILIES, ids=lambda f: f.name)
@@ -33,12 +39,11 @@ def test_every_neighbour_is_scored_like_the_full_scorer(family, convention):
     for r in rng.choice(len(combos), 5, replace=False):
         c, d = combos[r], depths[r]
         for name, build in ls._neighbourhoods(c, d):
-            cols = build()
-            vals = ls.values(c, d, cols)
-            c_all, d_all = _full_rows(c, d, cols)
-            ok = np.ones(len(c_all), bool)
-            for j, (cc, dd) in cols.items():
-                ok &= ls.slots[j].depth_ok(cc, dd)
+            parts = build()
+            vals = ls.values(c, d, parts)
+            c_all, d_all, ok = _full_rows(c, d, parts)
+            for j in range(len(c)):   # depths the op allows
+                ok &= ls.slots[j].depth_ok(c_all[:, j], d_all[:, j])
             out = scorer(np.maximum(c_all[ok], 0), d_all[ok])
             want = np.full(len(c_all), -np.inf)
             want[ok] = np.where(out["feasible"], out["objective"], -np.inf)
@@ -93,3 +98,18 @@ def test_encode_inverts_the_design_choices(family):
         assert (c == combos[r]).all() and (d == depths[r]).all()
     with pytest.raises(ValueError, match="not a design"):
         ls.encode(tuple((9999, op, depth, mid) for _, op, depth, mid in design.choices))
+
+
+def test_neighbourhoods_scored_in_small_batches_give_the_same_values(monkeypatch):
+    import deepmad_nni.core.local_search as local_search
+    p = get_preset("R18")
+    prog = Program.create(get_family(p.family), flops=p.flops, params=p.params, rho=p.rho)
+    scorer = BatchScorer(prog, build_slot_tables(prog))
+    start = evolve(prog, evaluations=2000, seed=0, slots=scorer.slots)
+    ls = LocalSearch(scorer)
+    whole = {name: ls.values(start.combos, start.depths, build())
+             for name, build in ls._neighbourhoods(start.combos, start.depths)}
+    monkeypatch.setattr(local_search, "BATCHES", replace(local_search.BATCHES, neighbours=50))
+    for name, build in ls._neighbourhoods(start.combos, start.depths):
+        np.testing.assert_allclose(ls.values(start.combos, start.depths, build()), whole[name], rtol=1e-12)
+    assert all(np.isfinite(v).any() for v in whole.values())

@@ -144,3 +144,17 @@ def test_counted_slots_follow_the_official_q():
     assert counted_slots(get_family("resnet-bottleneck-224"), "official") == [False, False, False, True, True, True]
     assert counted_slots(get_family("mbv2-se-224"), "official") == [False, True, True, True, True, True, False]
     assert counted_slots(get_family("nas-bench-macro"), "official") is None   # skip or not: per design
+
+
+def test_slot_tables_are_kept_per_family_convention_and_alpha_and_cannot_be_changed():
+    from deepmad_nni.core.slots import build_slot_tables
+    fam = TINY_RESNET
+    first = build_slot_tables(Program.create(fam, flops=1e9, rho=0.5))
+    again = build_slot_tables(Program.create(fam, flops=2e9, rho=0.3))      # budgets do not matter
+    assert all(a is b for a, b in zip(first, again))
+    other_alpha = build_slot_tables(Program.create(fam, alpha=tuple(2.0 * a for a in Program.create(fam).alpha)))
+    assert not np.array_equal(other_alpha[-1].delta, first[-1].delta)
+    paper = build_slot_tables(Program.create(fam, convention="paper"))
+    assert paper[0] is not first[0]
+    with pytest.raises(ValueError, match="read-only"):
+        first[0].first[2][0] = 0.0

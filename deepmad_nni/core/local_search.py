@@ -1,7 +1,8 @@
 """Local search: steepest ascent over large neighbourhoods of a design, scored exactly and in batches.
 
 A primal heuristic of the branch and bound; it proves nothing about the family.  From a design it tries, in
-this order, and moves to the best improving neighbour of the first neighbourhood that has one:
+this order, and moves to the best improving neighbour of the first neighbourhood that has one (each
+neighbourhood covers every slot, or every pair of slots, at once):
 
 * ``global``: one slot takes any (output width, op, mid, depth) its input allows; the next slot keeps its
   own choices on the new input width;
@@ -11,8 +12,9 @@ this order, and moves to the best improving neighbour of the first neighbourhood
 * ``pair``: two slots move together within one grid step of width and mid, two of depth, and to ops that
   share the kernel or the expansion.
 
-It stops at a design none of them improves (a local optimum) or at the deadline.  Every neighbour is
-scored by :meth:`BatchScorer.evaluate`, so the objective and feasibility are exact.
+It stops at a design none of them improves (a local optimum) or at the deadline.  Neighbours are scored by
+their changes against the design (core/change_scores.py: the figures BatchScorer gives, up to rounding), and
+the best one again by :class:`BatchScorer`, so the objective and feasibility of every move are exact.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import time
 
 import numpy as np
 
+from .change_scores import ChangeScorer
 from .plan import BATCHES, CLIMB, NUMERICS, EvolveAndClimb
 from .rules import expand_depths
-from .slots import BatchScorer, SlotTable
+from .slots import BatchScorer, SlotTable, totals
 
 NEIGHBOURHOODS = ("global", "shift", "trade", "pair")
 
@@ -66,7 +69,7 @@ class _Slot:
         return np.where(ok, self.flat[np.where(ok, flat, 0)], -1)
 
     def depth_ok(self, combos, depths):
-        d = np.clip(depths, 0, self.allowed.shape[1] - 1)
+        d = np.minimum(np.maximum(depths, 0), self.allowed.shape[1] - 1)
         return (combos >= 0) & (depths >= 0) & self.allowed[self.sl.op[np.maximum(combos, 0)], d]
 
 
@@ -98,63 +101,88 @@ class LocalSearch:
         return combos, depths
 
     # ---- scoring -------------------------------------------------------------------------------------
-    def values(self, combos: np.ndarray, depths: np.ndarray, cols: dict) -> np.ndarray:
-        """Objectives (-inf when infeasible or invalid) of the design (combos, depths) with columns
-        ``cols`` = {slot: (combo array, depth array)} replaced, one row per neighbour.  Only the entries that
-        differ from the design are looked up; rows over the FLOPs or params budget are dropped before the
-        full scoring."""
-        size = max(len(c) for c, _ in cols.values())
-        self.evaluations += size
-        base = self.scorer.features(combos[None, :], depths[None, :])
-        valid = np.ones(size, bool)
-        changed = {}
-        for j, (c, d) in cols.items():   # the entries that differ from the design, with their FLOPs and params
-            rows = np.flatnonzero((c != combos[j]) | (d != depths[j]))
-            c, d = c[rows], d[rows]
-            ok = self.slots[j].depth_ok(c, d)
-            valid[rows[~ok]] = False
-            sl, extra = self.scorer.slots[j], d - 1
-            c = np.maximum(c, 0)
-            changed[j] = (rows, c, d, [None, None] + [sl.first[f][c] + extra * sl.rep[f][c] for f in (2, 3)])
-        costs = {j: (rows, cost) for j, (rows, _, _, cost) in changed.items()}
-        for total, budget in self._costs_after(base, costs, size):
-            if budget is not None:
-                valid &= total <= budget
-        rows = np.flatnonzero(valid)
-        where = np.full(size, -1, np.int64)
-        where[rows] = np.arange(len(rows))
-        out = np.full(size, -np.inf)
-        for lo in range(0, len(rows), BATCHES.neighbours):
-            part = rows[lo:lo + BATCHES.neighbours]
-            feats = [np.repeat(f, len(part), axis=0) for f in base]
-            for j, (at, c, d, _) in changed.items():
-                pos = where[at] - lo
-                hit = (pos >= 0) & (pos < len(part))
-                for f, x in zip(feats, self.scorer.column(j, c[hit], d[hit])):
-                    f[pos[hit], j] = x
-            res = self.scorer.evaluate(feats)
-            out[part] = np.where(res["feasible"], res["objective"], -np.inf)
+    def values(self, combos: np.ndarray, depths: np.ndarray, parts) -> np.ndarray:
+        """Objectives (-inf when infeasible or invalid) of the neighbours of the design (combos, depths), the
+        rows of every part in turn.  A part is a side {slot: (combo array, depth array)}, the design with
+        those slots' columns replaced, one row per neighbour, or a pair of sides with disjoint slots, every
+        row of the first with every row of the second (core/change_scores.py).  Invalid rows (no such
+        combo, a depth its op does not allow) are dropped first."""
+        parts = [parts] if isinstance(parts, dict) else parts
+        base, seen, out = ChangeScorer(self.scorer, combos, depths), {}, []
+        for chunk in self._chunks(parts):
+            sides, index, known = [], [], {}   # a side shared by several parts is scored once
+            for part in chunk:
+                at = []
+                for side in part if isinstance(part, tuple) else (part,):
+                    if id(side) not in known:
+                        known[id(side)] = len(sides)
+                        sides.append(side)
+                    at.append(known[id(side)])
+                index.append(tuple(at) if len(at) > 1 else at[0])
+            out.append(base.objective(sides, [self._valid(s, seen) for s in sides], index))
+        value = np.concatenate(out) if out else np.zeros(0)
+        self.evaluations += len(value)
+        return value
+
+    @staticmethod
+    def _chunks(parts):
+        """The parts in runs of at most BATCHES.neighbours side rows (a larger part alone)."""
+        chunk, rows = [], 0
+        for part in parts:
+            size = sum(len(next(iter(side.values()))[0]) for side in (part if isinstance(part, tuple) else (part,)))
+            if chunk and rows + size > BATCHES.neighbours:
+                yield chunk
+                chunk, rows = [], 0
+            chunk.append(part)
+            rows += size
+        if chunk:
+            yield chunk
+
+    def _valid(self, side: dict, seen: dict) -> np.ndarray:
+        """Whether each row's combos exist at its depths; ``seen`` keeps the columns checked already (sides
+        of one neighbourhood share columns)."""
+        ok = None
+        for j, (c, d) in side.items():
+            key = (j, id(c), id(d))
+            if key not in seen:
+                seen[key] = (c, d, self.slots[j].depth_ok(c, d))   # the arrays are kept so that ids stay theirs
+            here = seen[key][2]
+            ok = here if ok is None else ok & here
+        return ok
+
+    @staticmethod
+    def rows(part) -> dict:
+        """A part as one side: a pair of sides becomes every row of the first with every row of the second."""
+        if isinstance(part, dict):
+            return part
+        one, other = part
+        a = len(next(iter(one.values()))[0])
+        b = len(next(iter(other.values()))[0])
+        out = {j: (np.repeat(c, b), np.repeat(d, b)) for j, (c, d) in one.items()}
+        out.update({j: (np.tile(c, a), np.tile(d, a)) for j, (c, d) in other.items()})
         return out
 
-    def _costs_after(self, base, new, size: int):
-        """(FLOPs, budget) and (params, budget) of ``size`` copies of the base design, each with the
-        changes ``new`` (slot -> (rows, :meth:`BatchScorer.column` features of those rows, or at least their
-        FLOPs and params at 2 and 3)) in place."""
-        program = self.scorer.program
-        out = []
-        for k, budget in ((2, program.flops), (3, program.params)):
-            total = np.full(size, base[k].sum())
-            for j, (rows, col) in new.items():
-                total[rows] += col[k] - base[k][0, j]
-            out.append((total, budget))
-        return out
+    @classmethod
+    def _neighbour(cls, combos, depths, parts, i: int):
+        """(combos, depths) of row ``i`` of :meth:`values` over ``parts``."""
+        to_c, to_d = combos.copy(), depths.copy()
+        for part in parts:
+            sides = part if isinstance(part, tuple) else (part,)
+            sizes = [len(next(iter(side.values()))[0]) for side in sides]
+            if i < int(np.prod(sizes)):
+                for side, at in zip(sides, np.unravel_index(i, sizes)):
+                    for j, (c, d) in side.items():
+                        to_c[j], to_d[j] = c[at], d[at]
+                return to_c, to_d
+            i -= int(np.prod(sizes))
+        raise IndexError(i)
 
     def value(self, combos, depths) -> float:
         res = self.scorer(combos[None, :], depths[None, :])
         self.evaluations += 1
         return float(res["objective"][0]) if res["feasible"][0] else -np.inf
 
-    # ---- neighbourhoods ------------------------------------------------------------------------------
+    # ---- neighbourhoods: lists of parts, each {slot: (combos, depths)} ---------------------------------
     def _attrs(self, combos, j):
         s = self.slots[j]
         c = combos[j]
@@ -170,21 +198,29 @@ class LocalSearch:
     def _global(self, combos, depths, j):
         """Slot ``j`` anywhere its input allows (the slot after it keeps its own choices)."""
         cj, dj = self._moves(j, self._attrs(combos, j)[0])
-        cols = {j: (cj, dj)}
+        part = {j: (cj, dj)}
         nxt = self._follow(combos, j, self.slots[j].sl.co[cj])
         if nxt is not None:
-            cols[j + 1] = (nxt, np.full(len(cj), depths[j + 1]))
-        return cols
+            part[j + 1] = (nxt, np.full(len(cj), depths[j + 1]))
+        return part
 
     def _trade(self, combos, depths, j):
         """A ``global`` move of slot j with the depth of another slot k set to pay for it: the fewest
         blocks removed that bring FLOPs and params back within budget, or, when it frees some, the most
-        (or half as many) blocks added within budget."""
+        (or half as many) blocks added within budget.  One part per k and depth rule."""
         g = self._global(combos, depths, j)
         size = len(g[j][0])
-        base = self.scorer.features(combos[None, :], depths[None, :])
-        new = {x: (np.arange(size), self.scorer.column(x, np.maximum(c, 0), d)) for x, (c, d) in g.items()}
-        room = [None if budget is None else budget - total for total, budget in self._costs_after(base, new, size)]
+        program, sc = self.scorer.program, self.scorer
+        base = [totals(sc.slots[x], combos[x], depths[x]) for x in range(self.n)]
+        room = []
+        for f, budget in ((2, program.flops), (3, program.params)):
+            if budget is None:
+                room.append(None)
+                continue
+            total = np.full(size, sum(b[f] for b in base), float)
+            for x, (c, d) in g.items():
+                total += totals(sc.slots[x], np.maximum(c, 0), d)[f] - base[x][f]
+            room.append(budget - total)
         parts = []
         for k in range(self.n):
             if k == j:
@@ -203,23 +239,10 @@ class LocalSearch:
                 steps = np.where(np.isfinite(steps), steps, 0).clip(-cap, cap).astype(np.int64)
                 deltas = (steps, np.where(steps > 0, steps // 2, steps))
             for delta in deltas:
-                cols = {x: (c, d.copy()) for x, (c, d) in g.items()}
-                cols[k] = (ck, dk + delta)
-                parts.append(cols)
-        return self._merge(combos, depths, parts)
-
-    @staticmethod
-    def _merge(combos, depths, parts):
-        """One set of columns holding the rows of every part (slots a part leaves alone keep their choices)."""
-        sizes = [len(next(iter(part.values()))[0]) for part in parts]
-        c, d = np.tile(combos, (sum(sizes), 1)), np.tile(depths, (sum(sizes), 1))
-        lo = 0
-        for part, size in zip(parts, sizes):
-            for k, (ck, dk) in part.items():
-                c[lo:lo + size, k], d[lo:lo + size, k] = ck, dk
-            lo += size
-        keys = sorted(set().union(*parts))
-        return {k: (c[:, k], d[:, k]) for k in keys}
+                part = dict(g)
+                part[k] = (ck, dk + delta)
+                parts.append(part)
+        return parts
 
     def _local_deltas(self, j: int, o: int) -> np.ndarray:
         """Steps (width, op, mid, depth) of slot ``j`` at op ``o`` in the ``pair`` neighbourhood."""
@@ -229,37 +252,39 @@ class LocalSearch:
                 CLIMB.width_steps, s.near_ops[o], CLIMB.width_steps if s.grid_op[o] else (0,), CLIMB.depth_steps)))
         return self._pair_deltas[j, o]
 
-    def _pair(self, combos, depths, j, k):
-        """Slots j < k within one grid step each (with the slots after them following)."""
-        ci_j, co_j, op_j, mi_j = self._attrs(combos, j)
-        ci_k, co_k, op_k, mi_k = self._attrs(combos, k)
-        dj_, dk_ = self._local_deltas(j, op_j), self._local_deltas(k, op_k)
-        a, b = (x.ravel() for x in np.meshgrid(np.arange(len(dj_)), np.arange(len(dk_)), indexing="ij"))
-        dj, dk = dj_[a], dk_[b]
-        new_co_j, new_co_k = co_j + dj[:, 0], co_k + dk[:, 0]
-        cj = self.slots[j].resolve(ci_j, new_co_j, dj[:, 1], mi_j + dj[:, 2])
-        ci_for_k = new_co_j if k == j + 1 else np.full(len(a), ci_k)
-        ck = self.slots[k].resolve(ci_for_k, new_co_k, dk[:, 1], mi_k + dk[:, 2])
-        cols = {j: (cj, depths[j] + dj[:, 3]), k: (ck, depths[k] + dk[:, 3])}
-        if k != j + 1 and j + 1 < self.n:
-            cols[j + 1] = (self._follow(combos, j, new_co_j), np.full(len(a), depths[j + 1]))
-        if k + 1 < self.n:
-            cols[k + 1] = (self._follow(combos, k, new_co_k), np.full(len(a), depths[k + 1]))
-        return cols
+    def _shift_deltas(self, combos, j: int) -> np.ndarray:
+        """Steps (width, op, mid, depth) of slot ``j`` in the ``shift`` neighbourhood: its op and mid kept."""
+        op = self._attrs(combos, j)[2]
+        return np.array([(w, op, 0, d) for w in CLIMB.width_steps for d in CLIMB.depth_steps])
 
-    # ---- neighbourhoods built on attributes: (output width, op, mid index, depth) per slot --------------
-    def _attribute_rows(self, combos, depths, count: int):
-        """``count`` copies of the design as attribute arrays (B, N): width index, op, mid index, depth."""
-        base = np.array([self._attrs(combos, j)[1:] for j in range(self.n)]).T        # (3, N)
-        return [np.tile(row, (count, 1)) for row in base] + [np.tile(depths, (count, 1))]
+    def _two(self, combos, depths, steps):
+        """Every pair of slots j < k moved by every pair of rows of ``steps[j]`` and ``steps[k]`` (width step,
+        op, mid step, depth step), with the slots after them following, as pairs of sides (:meth:`values`; slot
+        j's side is shared by all its pairs); when k = j + 1, one pair per width slot j moves to (slot k's
+        combo depends on it)."""
+        alone = [self._moved(combos, depths, j, steps[j]) for j in range(self.n)]
+        parts = []
+        for j, k in itertools.combinations(range(self.n), 2):
+            if k > j + 1:
+                parts.append((alone[j], alone[k]))
+                continue
+            co_j = self._attrs(combos, j)[1]
+            for w in np.unique(steps[j][:, 0]):   # slot k on each width slot j moves to
+                at = steps[j][:, 0] == w
+                parts.append((self._moved(combos, depths, j, steps[j][at], follow=False),
+                              self._moved(combos, depths, k, steps[k], ci=co_j + w)))
+        return parts
 
-    def _columns(self, co, op, mi, d) -> dict:
-        """Columns of every slot for attribute rows: each slot's combo on the width before it (-1 if none)."""
-        ci, cols = np.zeros(len(co), np.int64), {}
-        for j in range(self.n):
-            cols[j] = (self.slots[j].resolve(ci, co[:, j], op[:, j], mi[:, j]), d[:, j])
-            ci = co[:, j]
-        return cols
+    def _moved(self, combos, depths, j, steps, *, ci=None, follow: bool = True) -> dict:
+        """Slot ``j`` moved by each row of ``steps`` (width step, op, mid step, depth step), on input widths
+        ``ci`` (its own when None), with slot j + 1 following unless ``follow`` is false."""
+        own_ci, co, _, mi = self._attrs(combos, j)
+        new_co = co + steps[:, 0]
+        side = {j: (self.slots[j].resolve(own_ci if ci is None else ci, new_co, steps[:, 1], mi + steps[:, 2]),
+                    depths[j] + steps[:, 3])}
+        if follow and j + 1 < self.n:
+            side[j + 1] = (self._follow(combos, j, new_co), np.full(len(steps), depths[j + 1]))
+        return side
 
     def _moves(self, j: int, w: int):
         """(combos, depths): every combo and depth slot ``j`` allows on input width ``w`` (cached)."""
@@ -269,36 +294,20 @@ class LocalSearch:
             self._move_cache[key] = expand_depths(s.sl, s.by_ci[w])
         return self._move_cache[key]
 
-    def _global_all(self, combos, depths):
-        """The ``global`` moves of every slot as one batch (the slot after a move keeps its choices)."""
-        return self._merge(combos, depths, [self._global(combos, depths, j) for j in range(self.n)])
-
-    def _shift_all(self, combos, depths):
-        """The ``shift`` moves of every pair of slots as one batch."""
-        steps = np.array(list(itertools.product(CLIMB.width_steps, CLIMB.depth_steps, CLIMB.width_steps,
-                                                CLIMB.depth_steps)))
-        parts = []
-        for j, k in itertools.combinations(range(self.n), 2):
-            co, op, mi, d = self._attribute_rows(combos, depths, len(steps))
-            co[:, j] += steps[:, 0]
-            d[:, j] += steps[:, 1]
-            co[:, k] += steps[:, 2]
-            d[:, k] += steps[:, 3]
-            parts.append((co, op, mi, d))
-        return self._columns(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
-
     def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
-        """(name, build) per neighbourhood, cheapest first; the climb restarts from the first after every
-        move.  Names tell the neighbourhoods apart (the climb caches the best neighbour per design and name)."""
-        pairs = list(itertools.combinations(range(self.n), 2))
-        if "global" in kinds:   # every slot at once: one batch
-            yield ("global",), lambda: self._global_all(combos, depths)
-        if "shift" in kinds:
-            yield ("shift",), lambda: self._shift_all(combos, depths)
-        if "trade" in kinds:
-            yield from ((("trade", j), lambda j=j: self._trade(combos, depths, j)) for j in range(self.n))
-        if "pair" in kinds:
-            yield from ((("pair", j, k), lambda j=j, k=k: self._pair(combos, depths, j, k)) for j, k in pairs)
+        """(name, build) per neighbourhood, cheapest first; ``build()`` gives its parts (:meth:`values`).  The
+        climb restarts from the first after every move; names tell the neighbourhoods apart (the climb caches
+        the best neighbour per design and name)."""
+        builds = {
+            "global": lambda: [self._global(combos, depths, j) for j in range(self.n)],
+            "shift": lambda: self._two(combos, depths, [self._shift_deltas(combos, j) for j in range(self.n)]),
+            "trade": lambda: [p for j in range(self.n) for p in self._trade(combos, depths, j)],
+            "pair": lambda: self._two(combos, depths, [self._local_deltas(j, self._attrs(combos, j)[2])
+                                                       for j in range(self.n)]),
+        }
+        for name in NEIGHBOURHOODS:
+            if name in kinds:
+                yield (name,), builds[name]
 
     # ---- the search ----------------------------------------------------------------------------------
     def climb(self, combos, depths, *, deadline: float = float("inf"), kinds=NEIGHBOURHOODS):
@@ -314,15 +323,13 @@ class LocalSearch:
                     break
                 key = (combos.tobytes(), depths.tobytes(), name)
                 if key not in self._best_move:
-                    cols = build()
-                    vals = self.values(combos, depths, cols)
-                    i = int(np.argmax(vals))
-                    to_c, to_d = combos.copy(), depths.copy()
-                    for j, (c, d) in cols.items():
-                        to_c[j], to_d[j] = c[i], d[i]
+                    parts = build()
+                    vals = self.values(combos, depths, parts)
+                    to_c, to_d = self._neighbour(combos, depths, parts, int(np.argmax(vals)))
                     if len(self._best_move) >= BATCHES.move_cache:
                         self._best_move.clear()
-                    self._best_move[key] = (float(vals[i]), to_c, to_d)
+                    # the move's value as the full scorer gives it (equal to the neighbour's up to rounding)
+                    self._best_move[key] = (self.value(to_c, to_d) if np.isfinite(vals.max()) else -np.inf, to_c, to_d)
                 best, to_c, to_d = self._best_move[key]
                 if best > (value + NUMERICS.same * max(1.0, abs(value)) if np.isfinite(value) else value):
                     combos, depths, value = to_c.copy(), to_d.copy(), best

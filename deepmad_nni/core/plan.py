@@ -46,7 +46,7 @@ NUMERICS = Numerics()
 class Batches:
     """Sizes of the vectorised batches: memory against Python overhead, not the search's outcome."""
 
-    neighbours: int = 60_000      # neighbours scored per batch by the local search
+    neighbours: int = 60_000      # rows of the sides of the neighbours the local search scores per batch
     leaves: int = 4096            # branch-and-bound leaves scored per batch
     move_cache: int = 100_000     # best neighbours the local search remembers before it starts over
 
@@ -69,7 +69,8 @@ class Relaxation:
     margins: tuple                # relative room in the budgets and rho, tried in turn when nothing rounds feasible
     spare_margin: float           # the room of the "spare" point
     climb: tuple                  # neighbourhoods of each rounding's climb (local_search.NEIGHBOURHOODS)
-    polish: tuple                 # neighbourhoods of the best local optimum's climb
+    polish: tuple                 # neighbourhoods of the best local optima's climbs
+    polished: int = 1             # distinct local optima polished, best first
 
 
 @dataclass(frozen=True)
@@ -281,11 +282,12 @@ class Plan:
         return replace(self, stages=tuple(out))
 
 
-QUICK_ROUNDING = Relaxation(start=0.3, first_iterations=40, more_iterations=25, points=("snapped",), roundings=1,
+QUICK_ROUNDING = Relaxation(start=0.3, first_iterations=25, more_iterations=12, points=("last-stage",), roundings=1,
                              combinations=8192, nearest_over_budget=256, margins=(0.01, 0.03), spare_margin=0.02,
-                             climb=("global",), polish=("global", "shift"))
-TIMED_ROUNDING = replace(QUICK_ROUNDING, points=("snapped", "last-stage", "spare", "small-kernels"), roundings=3, climb=("global", "shift"),
-                          polish=("global", "shift", "trade", "pair"))
+                             climb=("global",), polish=("global", "pair"))
+TIMED_ROUNDING = replace(QUICK_ROUNDING, first_iterations=40, more_iterations=25,
+                         points=("snapped", "last-stage", "spare", "small-kernels"), roundings=3, climb=("global", "shift"),
+                         polish=("global", "shift", "trade", "pair"))
 
 _POLISH_BOX = Box(radius=1, depth_radius=2, wide_radius=2, nodes=2000, time_share=0.0425, last_share=0.2)
 _BOX = replace(_POLISH_BOX, nodes=20_000, time_share=0.085)

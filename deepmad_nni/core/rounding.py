@@ -217,6 +217,19 @@ def relax_and_round(ls: LocalSearch, settings: Relaxation = QUICK_ROUNDING, *, d
         if time.perf_counter() > deadline:
             break
     optima.sort(key=lambda o: -o[2])
-    if optima and settings.polish:
-        optima[0] = ls.climb(optima[0][0], optima[0][1], kinds=settings.polish, deadline=deadline)
+    if settings.polish:
+        optima, k = _distinct(optima), settings.polished
+        optima = [ls.climb(c, d, kinds=settings.polish, deadline=deadline) for c, d, _ in optima[:k]] + optima[k:]
+        optima.sort(key=lambda o: -o[2])
     return optima, first
+
+
+def _distinct(optima):
+    """The optima with repeats of a design dropped, in their order."""
+    seen, out = set(), []
+    for o in optima:
+        key = (o[0].tobytes(), o[1].tobytes())
+        if key not in seen:
+            seen.add(key)
+            out.append(o)
+    return out

@@ -6,6 +6,7 @@ terms of its first and of its repeated blocks (core/terms.py).  A design is one 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,18 @@ class SlotTable:
 
 
 def build_slot_tables(program: Program) -> list[SlotTable]:
-    fam = program.family
-    s = CONVENTIONS[program.convention]
+    """The slot tables of ``program``'s family.  They do not depend on the budgets, so they are built once per
+    (family, convention, alpha) and kept (read-only arrays: every solver stage shares them)."""
+    return list(_slot_tables(program.family, program.convention, tuple(program.alpha)))
+
+
+@functools.lru_cache(maxsize=32)
+def _slot_tables(fam, convention: str, alpha: tuple) -> tuple:
+    s = CONVENTIONS[convention]
     n = len(fam.slots)
     ends = stage_ends(fam.slots)
     stage_of_end = {e: i for i, e in enumerate(ends)}
-    area_res = family_entropy_resolutions(fam, program.convention)   # the r_i the entropy reads
+    area_res = family_entropy_resolutions(fam, convention)   # the r_i the entropy reads
     slots, r = [], fam.resolution
     prev_widths = np.array([fam.in_channels])
     for j, slot in enumerate(fam.slots):
@@ -69,14 +76,19 @@ def build_slot_tables(program: Program) -> list[SlotTable]:
         lmin = np.array([d.min() for d in depths])[cb["op"]]
         lmax = np.array([d.max() for d in depths])[cb["op"]]
         if j in stage_of_end:
-            delta = s * program.alpha[stage_of_end[j]] * np.log(area_res[j] ** 2 * widths.astype(float))
+            delta = s * alpha[stage_of_end[j]] * np.log(area_res[j] ** 2 * widths.astype(float))
         else:
             delta = np.zeros(len(widths))
         by_co = [np.flatnonzero(co == k) for k in range(len(widths))]
         slots.append(SlotTable(widths, ci, co, cb["op"], cb["mid"], tuple(first), tuple(rep), lmin, lmax, depths,
                            delta, by_co))
         prev_widths, r = widths, r_out
-    return slots
+    for sl in slots:
+        for value in vars(sl).values():
+            for array in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(array, np.ndarray):
+                    array.setflags(write=False)
+    return tuple(slots)
 
 
 def totals(sl: SlotTable, idx, depth):
@@ -122,6 +134,32 @@ class BatchScorer:
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
         return self.evaluate(self.features(combos, depths))
 
+    def q(self, depths, repeatable, bottleneck) -> np.ndarray:
+        """Q = exp(std of the penalised depths) of designs given as (B, N) depths and op flags (1 below two)."""
+        vals, mask = penalised_depth_arrays(depths, repeatable, bottleneck, self.stage_of, self.rules.entry_depths)
+        cnt = mask.sum(axis=1)
+        mean = np.where(cnt > 0, vals.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        var = np.where(mask, (vals - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(cnt, 1)
+        return np.where(cnt > 1, np.exp(np.sqrt(var)), 1.0)
+
+    def within_budgets(self, flops, params) -> np.ndarray:
+        """Whether FLOPs and params meet the program's budgets."""
+        p = self.program
+        ok = np.ones(np.shape(flops), bool)
+        if p.flops is not None:
+            ok &= flops <= p.flops
+        if p.params is not None:
+            ok &= params <= p.params
+        return ok
+
+    def within_rho(self, rho) -> np.ndarray:
+        """Whether rho meets rho_0 (up to the tolerance of Program.violations)."""
+        return rho <= self.program.rho * (1 + NUMERICS.same)
+
+    def within(self, rho, flops, params) -> np.ndarray:
+        """Whether rho, FLOPs and params meet the program's limits (as Program.violations)."""
+        return self.within_rho(rho) & self.within_budgets(flops, params)
+
     def evaluate(self, features) -> dict:
         """Exact figures of designs given as per-slot features (:meth:`features`)."""
         p = self.program
@@ -132,17 +170,9 @@ class BatchScorer:
         entropy = h @ np.array(p.alpha)
         rho_prefix = n_cum[:, ends] / np.exp(s_cum[:, ends] / n_cum[:, ends])
         rho = rho_prefix.max(axis=1) if self.rules.prefix_rho else rho_prefix[:, -1]
-        vals, mask = penalised_depth_arrays(depths, rep, btn, self.stage_of, self.rules.entry_depths)
-        cnt = mask.sum(axis=1)
-        mean = np.where(cnt > 0, vals.sum(axis=1) / np.maximum(cnt, 1), 0.0)
-        var = np.where(mask, (vals - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(cnt, 1)
-        q = np.where(cnt > 1, np.exp(np.sqrt(var)), 1.0)
+        q = self.q(depths, rep, btn)
         flops, params = f.sum(axis=1), pa.sum(axis=1)   # the last slot's terms include the classifier
-        ok = rho <= p.rho * (1 + NUMERICS.same)   # as Program.violations
-        if p.flops is not None:
-            ok &= flops <= p.flops
-        if p.params is not None:
-            ok &= params <= p.params
+        ok = self.within(rho, flops, params)
         return {"objective": entropy - p.beta * q, "entropy": entropy, "rho": rho, "q": q, "flops": flops,
                 "params": params, "feasible": ok}
 
