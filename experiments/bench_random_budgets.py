@@ -9,14 +9,17 @@ drawn with ``numpy.random.default_rng(--seed)`` (default seed 14, the issue's nu
 * rho_0 log-uniformly within the range where it binds for those budgets (core/rho_range.py: from the
   smallest rho of any design within them to the rho of the optimum without the constraint).
 
-Draws that no design meets are drawn again.  The table and its options (``--time-limit``, ``--reference``,
-``--rerun-timed``, ``--out``) are experiments/budget_table.py's.
+Draws that no design meets are drawn again.  The range of rho_0 comes from quick solves, so the draw changes
+when the quick solve does: to compare two versions of the solver on the same budgets, give the first run's
+JSON as ``--reference`` (its budgets are used, in its order, and ``--seed`` is ignored).  The table and its
+other options (``--time-limit``, ``--rerun-timed``, ``--out``) are experiments/budget_table.py's.
 
     OMP_NUM_THREADS=1 python experiments/bench_random_budgets.py [--seed 14] [--time-limit 30] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -82,7 +85,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-family", type=int, default=3, help="budgets drawn per family")
     add_arguments(ap, time_limit=30.0)
     args = ap.parse_args(argv)
-    run(draw_budgets(args.seed, args.per_family), args, "bench_random_budgets")
+    if args.reference:   # the reference's budgets: the draw of rho_0 reads core/rho_range.py's quick solves
+        budgets = [(r["family"], r["flops"], r["params"], r["rho"]) for r in json.loads(Path(args.reference).read_text())]
+    else:
+        budgets = draw_budgets(args.seed, args.per_family)
+    run(budgets, args, "bench_random_budgets")
     return 0
 
 

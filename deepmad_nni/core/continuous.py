@@ -158,6 +158,12 @@ class ContinuousRelaxation:
                                                                           if self.modes[j] == m])
                        for m in ("grid", "out", "in")}
         self.prefixes = np.arange(len(self.ends)) if self.rules.prefix_rho else [len(self.ends) - 1]
+        # the same indices as arrays, for the evaluation's fancy indexing (a list is converted at every use)
+        self._index = {"c": np.array(self.c_var), "has_d": np.array(self.has_d, np.int64),
+                       "d": np.array(self.d_cols, np.int64), "ends": np.array(self.ends)}
+        self._mid_index = [(mode, np.array(cols, np.int64), np.array(var, np.int64))
+                           for mode, (cols, var) in self.mid_of.items() if cols]
+        self._blocks = [(block, np.array(cols), k, stride, r) for block, cols, k, stride, r in self.by_block]
         self.linear = self._linear_constraints()
 
     def _linear_constraints(self):
@@ -192,20 +198,20 @@ class ContinuousRelaxation:
         """Per-slot (t, n, macs, params) and (width, mid, depth), each (B, slots), of points X (B, vars);
         ``smooth`` takes SE widths from :func:`smooth_se`."""
         X = np.atleast_2d(X)
-        fam, b = self.family, len(X)
-        widths = np.exp(X[:, self.c_var])
+        fam, b, index = self.family, len(X), self._index
+        widths = np.exp(X[:, index["c"]])
         c_in = np.concatenate([np.full((b, 1), float(fam.in_channels)), widths[:, :-1]], axis=1)
         mids, depths = np.ones_like(widths), np.ones_like(widths)
         terms = [np.zeros_like(widths) for _ in range(4)]
-        depths[:, self.has_d] = X[:, self.d_cols]
-        for mode, base in (("grid", None), ("out", widths), ("in", c_in)):
-            cols, var = self.mid_of[mode]
-            if cols:
-                mids[:, cols] = np.exp(X[:, var]) * (1.0 if base is None else base[:, cols])
+        depths[:, index["has_d"]] = X[:, index["d"]]
+        bases = {"grid": None, "out": widths, "in": c_in}
+        for mode, cols, var in self._mid_index:
+            base = bases[mode]
+            mids[:, cols] = np.exp(X[:, var]) * (1.0 if base is None else base[:, cols])
         near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
         mids = np.where(np.abs(mids - near) < NUMERICS.fd_step * near, near, mids)
         se = smooth_se if smooth else se_width
-        for block, cols, k, stride, r in self.by_block:   # first blocks and repeats in one call per type
+        for block, cols, k, stride, r in self._blocks:   # first blocks and repeats in one call per type
             w = widths[:, cols]
             if block == "conv":
                 for dst, a in zip(terms, block_terms(block, c_in[:, cols], w, k, mids[:, cols], stride, r, se)):
@@ -231,8 +237,9 @@ class ContinuousRelaxation:
         """:meth:`evaluate` from the output of :meth:`parts`."""
         p = self.program
         (t, nl, f, pa), (widths, mids, depths) = parts
-        s_cum, n_cum = np.cumsum(t, axis=1)[:, self.ends], np.cumsum(nl, axis=1)[:, self.ends]
-        entropy = (self.s * np.log(self.area * widths[:, self.ends]) * s_cum) @ self.alpha
+        ends = self._index["ends"]
+        s_cum, n_cum = np.cumsum(t, axis=1)[:, ends], np.cumsum(nl, axis=1)[:, ends]
+        entropy = (self.s * np.log(self.area * widths[:, ends]) * s_cum) @ self.alpha
         g = depths @ self.groups
         q = np.exp(g.std(axis=1)) if g.shape[1] > 1 else np.ones(len(g))
         s_p, n_p = s_cum[:, self.prefixes], n_cum[:, self.prefixes]

@@ -49,7 +49,10 @@ class _Slot:
         lookup[sl.ci[grid], sl.co[grid], sl.op[grid], self.mi[grid]] = np.flatnonzero(grid)
         own = np.flatnonzero(~grid)
         lookup[sl.ci[own], sl.co[own], sl.op[own], :] = own[:, None]
-        self.shape, self.flat = lookup.shape, lookup.ravel()
+        self.shape = lookup.shape
+        # padded by one -1 entry on both sides of every index, so that out-of-range indices need no test
+        self.flat = np.pad(lookup, 1, constant_values=-1).ravel()
+        self.strides = np.cumprod((1,) + tuple(n + 2 for n in lookup.shape[:0:-1]))[::-1]
         top = max(int(d.max()) for d in sl.depths) + 2
         self.allowed = np.zeros((len(ops), top), bool)
         for o, ds in enumerate(sl.depths):
@@ -60,13 +63,10 @@ class _Slot:
 
     def resolve(self, ci, co, op, mi):
         """Combos of the given index arrays; -1 where the slot has none."""
-        n_in, n_out, n_op, n_mid = self.shape
-        ci, co, op, mi = (np.asarray(x) for x in (ci, co, op, mi))
-        if not self.has_grid:
-            mi = np.zeros_like(mi)
-        ok = (ci >= 0) & (ci < n_in) & (co >= 0) & (co < n_out) & (op >= 0) & (op < n_op) & (mi >= 0) & (mi < n_mid)
-        flat = ((ci * n_out + co) * n_op + op) * n_mid + mi
-        return np.where(ok, self.flat[np.where(ok, flat, 0)], -1)
+        flat = 0
+        for x, n, stride in zip((ci, co, op, mi if self.has_grid else 0), self.shape, self.strides):
+            flat = flat + (np.minimum(np.maximum(x, -1), n) + 1) * stride   # beyond the range: the padding
+        return self.flat[flat]
 
     def depth_ok(self, combos, depths):
         d = np.minimum(np.maximum(depths, 0), self.allowed.shape[1] - 1)

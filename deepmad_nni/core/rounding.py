@@ -111,19 +111,19 @@ def round_point(ls: LocalSearch, point: ContinuousPoint, settings: Relaxation = 
         combos.append(pair.ravel()[flat])
         depths.append(opts[pick[:, j], 3])
         column = scorer.column(j, np.maximum(pair, 0).ravel(), np.broadcast_to(opts[:, 3], pair.shape).ravel())
-        columns.append([c[flat] for c in column])
+        columns.append((column, flat))   # features per option pair; ``flat`` picks each rounding's
         before = opts[:, 0]
     excess = np.where(np.all([c >= 0 for c in combos], axis=0), 0.0, np.inf)
     for f, budget in ((2, program.flops), (3, program.params)):   # FLOPs and params first: only the
         if budget is not None:                                    # roundings within both are scored
-            excess += np.maximum(sum(col[f] for col in columns) / budget - 1.0, 0.0)
+            excess += np.maximum(sum(col[f][flat] for col, flat in columns) / budget - 1.0, 0.0)
     if not np.isfinite(excess).any():
         return []
     # (when none is within, the ones that exceed them least)
     keep = np.flatnonzero(excess == 0) if (excess == 0).any() else np.argsort(excess, kind="stable")[:settings.nearest_over_budget]
     keep = keep[np.isfinite(excess[keep])]
     combos, depths = np.stack([c[keep] for c in combos], axis=1), np.stack([d[keep] for d in depths], axis=1)
-    features = [np.stack([col[f][keep] for col in columns], axis=1) for f in range(len(columns[0]))]
+    features = [np.stack([col[f][flat[keep]] for col, flat in columns], axis=1) for f in range(len(columns[0][0]))]
     out = scorer.evaluate(features)
     if not out["feasible"].any():   # the least infeasible ones, for the local search to repair
         order = np.lexsort((-out["objective"], _violation(program, out)))[:count]
