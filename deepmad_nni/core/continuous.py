@@ -163,7 +163,8 @@ class ContinuousRelaxation:
                        "d": np.array(self.d_cols, np.int64), "ends": np.array(self.ends)}
         self._mid_index = [(mode, np.array(cols, np.int64), np.array(var, np.int64))
                            for mode, (cols, var) in self.mid_of.items() if cols]
-        self._blocks = [(block, np.array(cols), k, stride, r) for block, cols, k, stride, r in self.by_block]
+        self._blocks = [(block, np.array(cols), np.r_[cols, n + np.array(cols, np.int64)], np.r_[cols, cols], k, stride, r)
+                        for block, cols, k, stride, r in self.by_block]   # and (c_in, c_out), (c_out, c_out)
         self.linear = self._linear_constraints()
 
     def _linear_constraints(self):
@@ -211,14 +212,15 @@ class ContinuousRelaxation:
         near = np.round(mids)   # exp(log m) at a grid width: snap its float error (SE widths floor)
         mids = np.where(np.abs(mids - near) < NUMERICS.fd_step * near, near, mids)
         se = smooth_se if smooth else se_width
-        for block, cols, k, stride, r in self._blocks:   # first blocks and repeats in one call per type
-            w = widths[:, cols]
+        both_widths = np.concatenate([c_in, widths], axis=1)
+        for block, cols, first_then_rest, twice, k, stride, r in self._blocks:   # one call per block type
             if block == "conv":
-                for dst, a in zip(terms, block_terms(block, c_in[:, cols], w, k, mids[:, cols], stride, r, se)):
+                for dst, a in zip(terms, block_terms(block, c_in[:, cols], widths[:, cols], k, mids[:, cols],
+                                                     stride, r, se)):
                     dst[:, cols] = a
                 continue
-            both = block_terms(block, np.hstack([c_in[:, cols], w]), np.hstack([w, w]), k,
-                               np.hstack([mids[:, cols]] * 2), stride, r, se)
+            both = block_terms(block, both_widths[:, first_then_rest], widths[:, twice], k, mids[:, twice],
+                               stride, r, se)
             extra, m = depths[:, cols] - 1.0, len(cols)
             for dst, a in zip(terms, both):
                 dst[:, cols] = a[:, :m] + extra * a[:, m:]
@@ -241,7 +243,11 @@ class ContinuousRelaxation:
         s_cum, n_cum = np.cumsum(t, axis=1)[:, ends], np.cumsum(nl, axis=1)[:, ends]
         entropy = (self.s * np.log(self.area * widths[:, ends]) * s_cum) @ self.alpha
         g = depths @ self.groups
-        q = np.exp(g.std(axis=1)) if g.shape[1] > 1 else np.ones(len(g))
+        if g.shape[1] > 1:   # exp(std), written out (np.std's overhead is most of its time here)
+            centred = g - g.mean(axis=1, keepdims=True)
+            q = np.exp(np.sqrt((centred * centred).mean(axis=1)))
+        else:
+            q = np.ones(len(g))
         s_p, n_p = s_cum[:, self.prefixes], n_cum[:, self.prefixes]
         cons = [s_p / n_p - np.log(n_p / p.rho) + math.log1p(-margin)]   # rho <= rho_0: S/n >= log(n/rho_0)
         for total, budget in ((f, p.flops), (pa, p.params)):
