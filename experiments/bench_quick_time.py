@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from budget_table import SAME  # noqa: E402
 
 _TIMER = """
 import json, sys, time
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
         for name, root in roots.items():
             out = _run(root, budgets)
             medians[name].append(statistics.median(t for t, _ in out))
-            below = sum(v < r["evolution"] - 1e-9 * abs(r["evolution"]) for (_, v), r in zip(out, rows))
+            below = sum(v < r["evolution"] - SAME * abs(r["evolution"]) for (_, v), r in zip(out, rows))
             print(f"round {k + 1} {name:14} median {medians[name][-1]:.3f} s over {len(out)} budgets; "
                   f"below the evolution on {below}", flush=True)
     for name, values in medians.items():

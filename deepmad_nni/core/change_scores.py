@@ -24,18 +24,22 @@ class ChangeScorer:
         self.scorer = scorer
         self.combos, self.depths = combos, depths
         self.ends = np.asarray(scorer.ends)
+        self.base = scorer.features(combos[None, :], depths[None, :])   # the design's per-slot figures
+        t, n, f, p = (x[0] for x in self.base[:4])
+        self.flops, self.params = f.sum(), p.sum()
+        self.s_end, self.n_end = np.cumsum(t)[self.ends], np.cumsum(n)[self.ends]
+        self.stage_of_end = {int(e): i for i, e in enumerate(self.ends)}
+        self.coef = scorer.s * np.asarray(scorer.program.alpha, float)   # entropy = sum_i coef_i log(r_i^2 c_i) S_i
 
     def _changes(self, combos: np.ndarray, depths: np.ndarray, changed: np.ndarray):
         """Of designs given as (A, N) arrays that differ from the base where ``changed``: the changes of
         FLOPs and params, and of the log-width sums and layer counts at the stage ends; log(r_i^2 c_i) at
         the ends; the depths and op flags of Q.  Only the changed entries are looked up."""
-        sc, ends = self.scorer, self.ends
-        base = sc.features(self.combos[None, :], self.depths[None, :])
+        sc, ends, base, stage_of_end = self.scorer, self.ends, self.base, self.stage_of_end
         total = len(combos)
         delta = np.zeros((4, total, len(self.combos)))              # changes of t, n, FLOPs, params per slot
         log_width = np.repeat(np.log(sc.area * base[4][0, ends])[None, :], total, axis=0)
         depth, rep, btn = (np.repeat(x, total, axis=0) for x in base[5:])
-        stage_of_end = {int(e): i for i, e in enumerate(ends)}
         for j in range(len(self.combos)):
             r = np.flatnonzero(changed[:, j])
             if not len(r):
@@ -46,10 +50,7 @@ class ChangeScorer:
             if j in stage_of_end:
                 log_width[r, stage_of_end[j]] = np.log(sc.area[stage_of_end[j]] * width)
         d_s, d_n = (np.cumsum(delta[k], axis=1)[:, ends] for k in (0, 1))
-        flops, params = base[2].sum(), base[3].sum()
-        s_end, n_end = np.cumsum(base[0][0])[ends], np.cumsum(base[1][0])[ends]
-        changes = (delta[2].sum(axis=1), delta[3].sum(axis=1), d_s, d_n)
-        return (flops, params, s_end, n_end), changes, log_width, depth, rep, btn
+        return (delta[2].sum(axis=1), delta[3].sum(axis=1), d_s, d_n), log_width, depth, rep, btn
 
     def objective(self, sides: list, valid: list, parts: list) -> np.ndarray:
         """Objectives (-inf where infeasible or invalid) of the rows of every part in turn: a part is a side's
@@ -68,8 +69,8 @@ class ChangeScorer:
             for j, (c, d) in side.items():
                 combos[lo:lo + len(r), j], depths[lo:lo + len(r), j] = c[r], d[r]
                 changed[lo:lo + len(r), j] = True
-        (flops, params, s_end, n_end), (d_flops, d_params, d_s, d_n), log_width, depth, rep, btn = \
-            self._changes(combos, depths, changed)
+        (d_flops, d_params, d_s, d_n), log_width, depth, rep, btn = self._changes(combos, depths, changed)
+        flops, params, s_end, n_end = self.flops, self.params, self.s_end, self.n_end
 
         at_a, at_b, where = [], [], []   # the surviving (a, b) batch rows, where their values go
         single = [not isinstance(part, tuple) for part in parts]
@@ -107,6 +108,6 @@ class ChangeScorer:
         log_w = np.where(ends_a, log_width[a], log_width[b])
         q = sc.q(np.where(from_a, depth[a], depth[b]), np.where(from_a, rep[a], rep[b]),
                  np.where(from_a, btn[a], btn[b]))
-        entropy = (log_w * s) @ (sc.s * np.asarray(program.alpha, float))
+        entropy = (log_w * s) @ self.coef
         value[where] = entropy - program.beta * q
         return value

@@ -31,6 +31,11 @@ from .slots import BatchScorer, SlotTable, totals
 NEIGHBOURHOODS = ("global", "shift", "trade", "pair")
 
 
+def _rows(side: dict) -> int:
+    """The number of rows of a side {slot: (combos, depths)}."""
+    return len(next(iter(side.values()))[0])
+
+
 class _Slot:
     """Lookups of one slot: (input, output, op, mid) indices -> combo, allowed depths, op neighbours."""
 
@@ -129,7 +134,7 @@ class LocalSearch:
         """The parts in runs of at most BATCHES.neighbours side rows (a larger part alone)."""
         chunk, rows = [], 0
         for part in parts:
-            size = sum(len(next(iter(side.values()))[0]) for side in (part if isinstance(part, tuple) else (part,)))
+            size = sum(_rows(side) for side in (part if isinstance(part, tuple) else (part,)))
             if chunk and rows + size > BATCHES.neighbours:
                 yield chunk
                 chunk, rows = [], 0
@@ -156,19 +161,18 @@ class LocalSearch:
         if isinstance(part, dict):
             return part
         one, other = part
-        a = len(next(iter(one.values()))[0])
-        b = len(next(iter(other.values()))[0])
+        a, b = _rows(one), _rows(other)
         out = {j: (np.repeat(c, b), np.repeat(d, b)) for j, (c, d) in one.items()}
         out.update({j: (np.tile(c, a), np.tile(d, a)) for j, (c, d) in other.items()})
         return out
 
-    @classmethod
-    def _neighbour(cls, combos, depths, parts, i: int):
+    @staticmethod
+    def _neighbour(combos, depths, parts, i: int):
         """(combos, depths) of row ``i`` of :meth:`values` over ``parts``."""
         to_c, to_d = combos.copy(), depths.copy()
         for part in parts:
             sides = part if isinstance(part, tuple) else (part,)
-            sizes = [len(next(iter(side.values()))[0]) for side in sides]
+            sizes = [_rows(side) for side in sides]
             if i < int(np.prod(sizes)):
                 for side, at in zip(sides, np.unravel_index(i, sizes)):
                     for j, (c, d) in side.items():

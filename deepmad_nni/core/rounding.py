@@ -200,8 +200,8 @@ def relax_and_round(ls: LocalSearch, settings: Relaxation = QUICK_ROUNDING, *, d
     def climbed(point):   # its roundings, each climbed once (local optima that stay infeasible are dropped)
         found = []
         for c, d, _ in round_point(ls, point, settings, count=settings.roundings):
-            if (c.tobytes(), d.tobytes()) not in seen:
-                seen.add((c.tobytes(), d.tobytes()))
+            if _key(c, d) not in seen:
+                seen.add(_key(c, d))
                 found.append(ls.climb(c, d, kinds=settings.climb, deadline=deadline))
         return [f for f in found if np.isfinite(f[2])]
 
@@ -224,11 +224,16 @@ def relax_and_round(ls: LocalSearch, settings: Relaxation = QUICK_ROUNDING, *, d
     return optima, first
 
 
+def _key(combos, depths) -> tuple:
+    """A design (combos, depths) as a set member."""
+    return combos.tobytes(), depths.tobytes()
+
+
 def _distinct(optima):
     """The optima with repeats of a design dropped, in their order."""
     seen, out = set(), []
     for o in optima:
-        key = (o[0].tobytes(), o[1].tobytes())
+        key = _key(o[0], o[1])
         if key not in seen:
             seen.add(key)
             out.append(o)
