@@ -29,6 +29,7 @@ class ChangeScorer:
         self.flops, self.params = f.sum(), p.sum()
         self.s_end, self.n_end = np.cumsum(t)[self.ends], np.cumsum(n)[self.ends]
         self.stage_of_end = {int(e): i for i, e in enumerate(self.ends)}
+        self.first_end = np.searchsorted(self.ends, np.arange(len(combos)))   # per slot: its stage's index
         self.coef = scorer.s * np.asarray(scorer.program.alpha, float)   # entropy = sum_i coef_i log(r_i^2 c_i) S_i
 
     def _changes(self, combos: np.ndarray, depths: np.ndarray, changed: np.ndarray):
@@ -37,20 +38,22 @@ class ChangeScorer:
         the ends; the depths and op flags of Q.  Only the changed entries are looked up."""
         sc, ends, base, stage_of_end = self.scorer, self.ends, self.base, self.stage_of_end
         total = len(combos)
-        delta = np.zeros((4, total, len(self.combos)))              # changes of t, n, FLOPs, params per slot
+        d_f, d_p, d_s, d_n = np.zeros(total), np.zeros(total), np.zeros((total, len(ends))), np.zeros((total, len(ends)))
         log_width = np.repeat(np.log(sc.area * base[4][0, ends])[None, :], total, axis=0)
         depth, rep, btn = (np.repeat(x, total, axis=0) for x in base[5:])
-        for j in range(len(self.combos)):
+        for j in range(len(self.combos)):   # slot by slot, as the prefix sums add them
             r = np.flatnonzero(changed[:, j])
             if not len(r):
                 continue
             t, n, f, p, width, depth[r, j], rep[r, j], btn[r, j] = sc.column(j, combos[r, j], depths[r, j])
-            for k, x in enumerate((t, n, f, p)):
-                delta[k, r, j] = x - base[k][0, j]
+            d_f[r] += f - base[2][0, j]
+            d_p[r] += p - base[3][0, j]
+            after = self.first_end[j]   # the stage ends at or after slot j
+            d_s[r, after:] += (t - base[0][0, j])[:, None]
+            d_n[r, after:] += (n - base[1][0, j])[:, None]
             if j in stage_of_end:
                 log_width[r, stage_of_end[j]] = np.log(sc.area[stage_of_end[j]] * width)
-        d_s, d_n = (np.cumsum(delta[k], axis=1)[:, ends] for k in (0, 1))
-        return (delta[2].sum(axis=1), delta[3].sum(axis=1), d_s, d_n), log_width, depth, rep, btn
+        return (d_f, d_p, d_s, d_n), log_width, depth, rep, btn
 
     def objective(self, sides: list, valid: list, parts: list) -> np.ndarray:
         """Objectives (-inf where infeasible or invalid) of the rows of every part in turn: a part is a side's

@@ -18,6 +18,7 @@ the best one again by :class:`BatchScorer`, so the objective and feasibility of 
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 
@@ -36,8 +37,16 @@ def _rows(side: dict) -> int:
     return len(next(iter(side.values()))[0])
 
 
+@functools.lru_cache(maxsize=256)
+def _slot_lookups(sl: SlotTable, ops: tuple) -> "_Slot":
+    """The lookups of a slot table, built once per table (tables are kept per family: core/slots.py)."""
+    return _Slot(sl, ops)
+
+
 class _Slot:
-    """Lookups of one slot: (input, output, op, mid) indices -> combo, allowed depths, op neighbours."""
+    """Lookups of one slot: (input, output, op, mid) indices -> combo, allowed depths, op neighbours; and
+    its moves per input width, built when first asked for.  Shared by every local search on the table, so
+    its arrays are read-only."""
 
     def __init__(self, sl: SlotTable, ops):
         self.sl = sl
@@ -65,6 +74,19 @@ class _Slot:
         self.near_ops = [np.array([q for q, other in enumerate(ops) if q == o or other.kernel == op.kernel
                                    or (other.expansion == op.expansion and other.base == op.base)])
                          for o, op in enumerate(ops)]
+        for array in (self.mids, self.mi, self.grid_op, self.flat, self.strides, self.allowed, *self.by_ci,
+                      *self.near_ops):
+            array.setflags(write=False)
+        self._moves: dict = {}
+
+    def moves(self, w: int):
+        """(combos, depths): every combo and depth the slot allows on input width ``w``."""
+        if w not in self._moves:
+            combos, depths = expand_depths(self.sl, self.by_ci[w])
+            combos.setflags(write=False)
+            depths.setflags(write=False)
+            self._moves[w] = combos, depths
+        return self._moves[w]
 
     def resolve(self, ci, co, op, mi):
         """Combos of the given index arrays; -1 where the slot has none."""
@@ -83,12 +105,11 @@ class LocalSearch:
 
     def __init__(self, scorer: BatchScorer):
         self.scorer = scorer
-        self.slots = [_Slot(sl, fs.ops) for sl, fs in zip(scorer.slots, scorer.program.family.slots)]
+        self.slots = [_slot_lookups(sl, tuple(fs.ops)) for sl, fs in zip(scorer.slots, scorer.program.family.slots)]
         self.n = len(self.slots)
         self.family_in = scorer.program.family.in_channels
         self.evaluations = 0
         self._pair_deltas: dict = {}   # (slot, op) -> the pair neighbourhood's steps, built when first used
-        self._move_cache: dict = {}
         self._best_move: dict = {}     # (design, neighbourhood) -> its best neighbour: climbs that meet share
 
     def encode(self, choices):
@@ -291,12 +312,8 @@ class LocalSearch:
         return side
 
     def _moves(self, j: int, w: int):
-        """(combos, depths): every combo and depth slot ``j`` allows on input width ``w`` (cached)."""
-        key = (j, w)
-        if key not in self._move_cache:
-            s = self.slots[j]
-            self._move_cache[key] = expand_depths(s.sl, s.by_ci[w])
-        return self._move_cache[key]
+        """(combos, depths): every combo and depth slot ``j`` allows on input width ``w``."""
+        return self.slots[j].moves(w)
 
     def _neighbourhoods(self, combos, depths, kinds=NEIGHBOURHOODS):
         """(name, build) per neighbourhood, cheapest first; ``build()`` gives its parts (:meth:`values`).  The

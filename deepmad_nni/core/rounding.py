@@ -54,6 +54,10 @@ def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray
     s, slot = ls.slots[j], ls.scorer.program.family.slots[j]
     width, mid, depth, kernel = point.widths[j], point.mids[j], point.depths[j], point.kernels[j]
     ops = [o for o, op in enumerate(slot.ops) if op.kernel == kernel]
+    around, depths_of = _depths_around(depth), {}   # per op: its allowed depths nearest those around
+    for o in ops:
+        allowed = np.asarray(s.sl.depths[o])
+        depths_of[o] = sorted({int(allowed[np.argmin(np.abs(allowed - d))]) for d in around})
     rows = []
     for co in _nearest(s.sl.widths, width):
         if slot.ops[ops[0]].mid_from_grid:
@@ -66,9 +70,7 @@ def _slot_options(ls: LocalSearch, j: int, point: ContinuousPoint) -> np.ndarray
         else:
             pairs = [(o, 0) for o in ops]
         for o, mi in pairs:
-            allowed = np.asarray(s.sl.depths[o])
-            ds = {int(allowed[np.argmin(np.abs(allowed - d))]) for d in _depths_around(depth)}
-            rows += [(co, o, mi, d) for d in sorted(ds)]
+            rows += [(co, o, mi, d) for d in depths_of[o]]
     return np.array(rows, np.int64)
 
 

@@ -19,9 +19,10 @@ from .score import family_entropy_resolutions
 from .terms import block_terms
 
 
-@dataclass
+@dataclass(eq=False)
 class SlotTable:
-    """All candidate blocks of one slot: (c_in, c_out, op, mid) combos with first/repeated block terms."""
+    """All candidate blocks of one slot: (c_in, c_out, op, mid) combos with first/repeated block terms.
+    Tables are compared and hashed by identity (structures derived from one are cached per table)."""
 
     widths: np.ndarray          # sorted output widths of the slot
     ci: np.ndarray              # index into the previous slot's widths (0 for the stem)
@@ -116,6 +117,13 @@ class BatchScorer:
         self.rules = convention_rules(program.convention)
         area_res = family_entropy_resolutions(fam, program.convention)
         self.area = np.array([area_res[e] ** 2 for e in self.ends], float)
+        # every slot's combos in one table (slot j's from offset j), so that a batch's features are one lookup each
+        self._offsets = np.cumsum([0] + [len(sl.ci) for sl in slots[:-1]])
+        self._first, self._rep = ([np.concatenate([getattr(sl, part)[k] for sl in slots]) for k in range(4)]
+                                  for part in ("first", "rep"))
+        self._flags = [np.concatenate([sl.widths[sl.co] for sl in slots])] + [
+            np.concatenate([flags[sl.op] for flags, sl in zip(per_slot, slots)])
+            for per_slot in (self.repeatable, self.bottleneck)]
 
     def column(self, j: int, idx, depth) -> tuple:
         """Features of slot ``j`` for combos ``idx`` at ``depth`` (1-D arrays): t, n, macs, params, width,
@@ -127,8 +135,10 @@ class BatchScorer:
 
     def features(self, combos: np.ndarray, depths: np.ndarray) -> list[np.ndarray]:
         """The per-slot features of :meth:`column` as (B, N) arrays, one per feature."""
-        cols = [self.column(j, combos[:, j], depths[:, j]) for j in range(len(self.slots))]
-        return [np.stack([c[i] for c in cols], axis=1) for i in range(8)]
+        at, extra = combos + self._offsets, depths - 1
+        terms = [a[at] + extra * b[at] for a, b in zip(self._first, self._rep)]   # as totals(), all slots at once
+        width, rep, btn = (flag[at] for flag in self._flags)
+        return [*terms, width, depths, rep, btn]
 
     def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
