@@ -63,10 +63,9 @@ class _Slot:
         lookup[sl.ci[grid], sl.co[grid], sl.op[grid], self.mi[grid]] = np.flatnonzero(grid)
         own = np.flatnonzero(~grid)
         lookup[sl.ci[own], sl.co[own], sl.op[own], :] = own[:, None]
-        self.shape = lookup.shape
-        # padded by one -1 entry on both sides of every index, so that out-of-range indices need no test
+        # padded by one -1 entry on both sides of every index: an index beyond the range reads the padding
+        self.padded = tuple(n + 2 for n in lookup.shape)
         self.flat = np.pad(lookup, 1, constant_values=-1).ravel()
-        self.strides = np.cumprod((1,) + tuple(n + 2 for n in lookup.shape[:0:-1]))[::-1]
         top = max(int(d.max()) for d in sl.depths) + 2
         self.allowed = np.zeros((len(ops), top), bool)
         for o, ds in enumerate(sl.depths):
@@ -74,7 +73,7 @@ class _Slot:
         self.near_ops = [np.array([q for q, other in enumerate(ops) if q == o or other.kernel == op.kernel
                                    or (other.expansion == op.expansion and other.base == op.base)])
                          for o, op in enumerate(ops)]
-        for array in (self.mids, self.mi, self.grid_op, self.flat, self.strides, self.allowed, *self.by_ci,
+        for array in (self.mids, self.mi, self.grid_op, self.flat, self.allowed, *self.by_ci,
                       *self.near_ops):
             array.setflags(write=False)
         self._moves: dict = {}
@@ -90,10 +89,8 @@ class _Slot:
 
     def resolve(self, ci, co, op, mi):
         """Combos of the given index arrays; -1 where the slot has none."""
-        flat = 0
-        for x, n, stride in zip((ci, co, op, mi if self.has_grid else 0), self.shape, self.strides):
-            flat = flat + (np.minimum(np.maximum(x, -1), n) + 1) * stride   # beyond the range: the padding
-        return self.flat[flat]
+        index = tuple(np.asarray(x) + 1 for x in (ci, co, op, mi if self.has_grid else 0))
+        return self.flat[np.ravel_multi_index(index, self.padded, mode="clip")]
 
     def depth_ok(self, combos, depths):
         d = np.minimum(np.maximum(depths, 0), self.allowed.shape[1] - 1)
