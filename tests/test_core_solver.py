@@ -158,3 +158,20 @@ def test_slot_tables_are_kept_per_family_convention_and_alpha_and_cannot_be_chan
     assert paper[0] is not first[0]
     with pytest.raises(ValueError, match="read-only"):
         first[0].first[2][0] = 0.0
+
+
+def test_local_searches_on_one_family_share_its_slot_lookups_and_features_match_slot_by_slot():
+    from deepmad_nni.core.local_search import LocalSearch
+    from deepmad_nni.core.slots import BatchScorer, all_designs, build_slot_tables
+    prog = Program.create(TINY_RESNET, flops=1e9, rho=0.5)
+    scorer = BatchScorer(prog, build_slot_tables(prog))
+    one, two = LocalSearch(scorer), LocalSearch(BatchScorer(Program.create(TINY_RESNET, flops=2e9, rho=0.4),
+                                                            build_slot_tables(prog)))
+    assert all(a is b for a, b in zip(one.slots, two.slots))
+    with pytest.raises(ValueError, match="read-only"):
+        one.slots[1].moves(0)[0][0] = 0
+    combos, depths = all_designs(scorer.slots)
+    flat = scorer.features(combos, depths)
+    by_slot = [scorer.column(j, combos[:, j], depths[:, j]) for j in range(len(scorer.slots))]
+    for k, feature in enumerate(flat):
+        assert np.array_equal(feature, np.stack([c[k] for c in by_slot], axis=1))
