@@ -38,7 +38,8 @@ class ChangeScorer:
         the ends; the depths and op flags of Q.  Only the changed entries are looked up."""
         sc, ends, base, stage_of_end = self.scorer, self.ends, self.base, self.stage_of_end
         total = len(combos)
-        d_f, d_p, d_s, d_n = np.zeros(total), np.zeros(total), np.zeros((total, len(ends))), np.zeros((total, len(ends)))
+        d_f, d_p = np.zeros(total), np.zeros(total)                          # changes of FLOPs and params
+        d_s, d_n = np.zeros((total, len(ends))), np.zeros((total, len(ends)))  # and of S and n at the stage ends
         log_width = np.repeat(np.log(sc.area * base[4][0, ends])[None, :], total, axis=0)
         depth, rep, btn = (np.repeat(x, total, axis=0) for x in base[5:])
         for j in range(len(self.combos)):   # slot by slot, as the prefix sums add them

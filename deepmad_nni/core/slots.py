@@ -94,8 +94,13 @@ def _slot_tables(fam, convention: str, alpha: tuple) -> tuple:
 
 def totals(sl: SlotTable, idx, depth):
     """(t, n, macs, params) of slot blocks: combos ``idx`` repeated ``depth`` times."""
+    return _repeated(sl.first, sl.rep, idx, depth)
+
+
+def _repeated(first, rep, idx, depth) -> tuple:
+    """Each term of ``first`` (the first block's) plus ``depth - 1`` times that of ``rep``, at entries ``idx``."""
     extra = np.asarray(depth) - 1
-    return tuple(a[idx] + extra * b[idx] for a, b in zip(sl.first, sl.rep))
+    return tuple(a[idx] + extra * b[idx] for a, b in zip(first, rep))
 
 
 class BatchScorer:
@@ -117,7 +122,7 @@ class BatchScorer:
         self.rules = convention_rules(program.convention)
         area_res = family_entropy_resolutions(fam, program.convention)
         self.area = np.array([area_res[e] ** 2 for e in self.ends], float)
-        # every slot's combos in one table (slot j's from offset j), so that a batch's features are one lookup each
+        # every slot's combos in one table (slot j's from _offsets[j]): a batch's features are one lookup each
         self._offsets = np.cumsum([0] + [len(sl.ci) for sl in slots[:-1]])
         self._first, self._rep = ([np.concatenate([getattr(sl, part)[k] for sl in slots]) for k in range(4)]
                                   for part in ("first", "rep"))
@@ -135,10 +140,9 @@ class BatchScorer:
 
     def features(self, combos: np.ndarray, depths: np.ndarray) -> list[np.ndarray]:
         """The per-slot features of :meth:`column` as (B, N) arrays, one per feature."""
-        at, extra = combos + self._offsets, depths - 1
-        terms = [a[at] + extra * b[at] for a, b in zip(self._first, self._rep)]   # as totals(), all slots at once
+        at = combos + self._offsets
         width, rep, btn = (flag[at] for flag in self._flags)
-        return [*terms, width, depths, rep, btn]
+        return [*_repeated(self._first, self._rep, at, depths), width, np.array(depths), rep, btn]
 
     def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
