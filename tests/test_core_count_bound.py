@@ -139,3 +139,13 @@ def test_the_branch_and_bound_on_count_node_bounds_finds_the_optimum(fam):
                 got = best.designs()
                 assert (got[0].score.objective if got else None) == (
                     pytest.approx(truth.objective, rel=1e-9) if truth.designs else None), (count, len(thetas))
+
+
+def test_count_tables_of_one_family_share_their_slot_moves_across_budgets():
+    one = Program.create(TINY_RESNET, flops=1e9, rho=0.5)
+    other = Program.create(TINY_RESNET, flops=3e8, params=1e6, rho=0.3)
+    a = CountTables(one, build_slot_tables(one), 4, "layers")
+    b = CountTables(other, build_slot_tables(other), 4, "layers")
+    assert all(x is y for x, y in zip(a.moves, b.moves))
+    with pytest.raises(ValueError, match="read-only"):
+        a.moves[-1].t[0] = 0.0

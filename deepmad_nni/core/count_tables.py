@@ -27,6 +27,7 @@ share the next index, so only the best at each g is kept.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -63,9 +64,16 @@ def _interp_rows(table: np.ndarray, grid: np.ndarray, x: np.ndarray) -> np.ndarr
     return v0 + w * (v1 - v0)
 
 
+@functools.lru_cache(maxsize=256)
+def _slot_moves(sl: SlotTable, step: str) -> "_SlotMoves":
+    """A slot table's :class:`_SlotMoves`, built once per table and step (they do not depend on the budgets)."""
+    return _SlotMoves(sl, step)
+
+
 class _SlotMoves:
     """One slot's (combo, depth) candidates grouped by (count step, c_out, c_in), with their terms; the step is
-    the layers they add (``"layers"``), their depth (``"depth"``: a slot of Q under the depth count) or 0."""
+    the layers they add (``"layers"``), their depth (``"depth"``: a slot of Q under the depth count) or 0.
+    Shared by every table of the slot (:func:`_slot_moves`), so its arrays are read-only."""
 
     def __init__(self, sl: SlotTable, step: str):
         c, d = expand_depths(sl, np.arange(len(sl.ci)))
@@ -86,6 +94,9 @@ class _SlotMoves:
             keys = np.flatnonzero(self.step == value)
             runs = np.flatnonzero(np.r_[True, np.diff(self.kco[keys]) != 0])
             self.by_step.append((int(value), keys, runs, self.kco[keys][runs]))
+        for array in (self.t, self.n, self.f, self.p, self.d, self.co, self.pairs, self.starts, self.step, self.kco,
+                      self.kci, *(a for _, *arrays in self.by_step for a in arrays)):
+            array.setflags(write=False)
 
 
 class CountTables:
@@ -105,7 +116,7 @@ class CountTables:
         exact = count == "layers" and convention_rules(program.convention).prefix_rho
         self.rho_ends = ends if exact else ends[-1:]
         self.grids = weight_grids(slots, grid)
-        self.moves = [_SlotMoves(sl, "layers" if count == "layers" else "depth" if counted[j] else "none")
+        self.moves = [_slot_moves(sl, "layers" if count == "layers" else "depth" if counted[j] else "none")
                       for j, sl in enumerate(slots)]
         self.counts = []                                        # per slot: the counts its prefixes reach
         reach = np.zeros(1, np.int64)
