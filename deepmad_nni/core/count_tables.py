@@ -34,7 +34,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .lagrangian import NEG, layer_price, weight_grids
-from .plan import NUMERICS
+from .plan import BATCHES, NUMERICS
 from .program import Program
 from .rules import convention_rules, counted_slots, expand_depths, stage_ends
 from .slots import SlotTable, totals
@@ -64,7 +64,7 @@ def _interp_rows(table: np.ndarray, grid: np.ndarray, x: np.ndarray) -> np.ndarr
     return v0 + w * (v1 - v0)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=BATCHES.slot_lookups)
 def _slot_moves(sl: SlotTable, step: str) -> "_SlotMoves":
     """A slot table's :class:`_SlotMoves`, built once per table and step (they do not depend on the budgets)."""
     return _SlotMoves(sl, step)

@@ -37,7 +37,7 @@ def _rows(side: dict) -> int:
     return len(next(iter(side.values()))[0])
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=BATCHES.slot_lookups)
 def _slot_lookups(sl: SlotTable, ops: tuple) -> "_Slot":
     """The lookups of a slot table, built once per table (tables are kept per family: core/slots.py)."""
     return _Slot(sl, ops)

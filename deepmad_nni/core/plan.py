@@ -49,6 +49,8 @@ class Batches:
     neighbours: int = 60_000      # rows of the sides of the neighbours the local search scores per batch
     leaves: int = 4096            # branch-and-bound leaves scored per batch
     move_cache: int = 100_000     # best neighbours the local search remembers before it starts over
+    families: int = 32            # slot tables kept, per (family, convention, alpha); the least recently used go
+    slot_lookups: int = 256       # structures derived from one slot table kept (local search, count tables)
 
 
 BATCHES = Batches()

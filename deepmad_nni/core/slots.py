@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arch import REPEATABLE
-from .plan import NUMERICS
+from .plan import BATCHES, NUMERICS
 from .program import Program
 from .rules import CONVENTIONS, convention_rules, expand_depths, penalised_depth_arrays, stage_ends, stage_index
 from .score import family_entropy_resolutions
@@ -44,7 +44,7 @@ def build_slot_tables(program: Program) -> list[SlotTable]:
     return list(_slot_tables(program.family, program.convention, tuple(program.alpha)))
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=BATCHES.families)
 def _slot_tables(fam, convention: str, alpha: tuple) -> tuple:
     s = CONVENTIONS[convention]
     n = len(fam.slots)
