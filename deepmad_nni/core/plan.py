@@ -50,7 +50,8 @@ class Batches:
     leaves: int = 4096            # branch-and-bound leaves scored per batch
     move_cache: int = 100_000     # best neighbours the local search remembers before it starts over
     families: int = 32            # slot tables kept, per (family, convention, alpha); the least recently used go
-    slot_lookups: int = 256       # structures derived from one slot table kept (local search, count tables)
+    slot_lookups: int = 64        # structures derived from one slot table kept (local search, count tables):
+    #                               up to about 1.3 MB each on resnet-bottleneck-224, so at most about 100 MB
 
 
 BATCHES = Batches()
