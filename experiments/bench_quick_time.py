@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from budget_table import SAME  # noqa: E402
+from budget_table import SAME, read_rows  # noqa: E402
 
 _TIMER = """
 import json, sys, time
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     for name in ("rounds", "repeats"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, but got {getattr(args, name)}.")
-    rows = [r for f in args.budgets for r in json.loads(Path(f).read_text())]
+    rows = read_rows(args.budgets)
     budgets = [(r["family"], r["flops"], r["params"], r["rho"]) for r in rows]
     roots = {"this checkout": HERE}
     if args.baseline:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from budget_table import FAR, SAME  # noqa: E402
+from budget_table import FAR, SAME, read_rows  # noqa: E402
 from deepmad_nni.core import solve  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     bad = [t for t in args.time_limits if not t > 0]
     if bad:
         ap.error(f"--time-limits must be positive seconds, but got {bad}.")
-    rows = [r for f in args.budgets for r in json.loads(Path(f).read_text())]
+    rows = read_rows(args.budgets)
     out = []
     for limit in args.time_limits:
         below = far = 0

@@ -25,6 +25,11 @@ FAR = 1e-3    # "more than 0.1% below"
 SAME = 1e-9   # relative: objectives closer than this are the same design's (float noise)
 
 
+def read_rows(files) -> list[dict]:
+    """The rows of benchmark JSONs (this table's, e.g. experiments/budgets/), file after file."""
+    return [row for f in files for row in json.loads(Path(f).read_text())]
+
+
 def add_arguments(ap, *, time_limit: float):
     ap.add_argument("--time-limit", type=float, default=time_limit, help="time limit of the second solve (s)")
     ap.add_argument("--evaluations", type=int, default=500_000, help="evolutionary baseline evaluations")

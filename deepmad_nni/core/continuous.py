@@ -138,14 +138,17 @@ class ContinuousRelaxation:
             self.d_var.append(None if mode == "conv" else var(float(min(s.depths)), float(max(s.depths))))
         self.lo, self.hi = np.array(lo), np.array(hi)
         self.block = [next(iter({o.block for o in s.ops})) for s in fam.slots]
-        self.by_block = []   # per block type: its slots, and the kernels, strides, input resolutions of its
-        for block in sorted(set(self.block)):   # first blocks, then (repeatable types) of its repeats
+        # per block type: its slots; the columns of (c_in, c_out) and of (c_out, c_out) that its first blocks
+        # and (repeatable types) its repeats read; and the kernels, strides, input resolutions of both
+        self._blocks = []
+        for block in sorted(set(self.block)):
             cols = [j for j in range(n) if self.block[j] == block]
             k = [self.kernels[j] for j in cols]
             stride, r = [fam.slots[j].stride for j in cols], [self.r_in[j] for j in cols]
             if block != "conv":
                 k, stride, r = k + k, stride + [1] * len(cols), r + [self.r_out[j] for j in cols]
-            self.by_block.append((block, cols, np.array(k, float), np.array(stride), np.array(r)))
+            self._blocks.append((block, np.array(cols), np.r_[cols, n + np.array(cols, np.int64)], np.r_[cols, cols],
+                                 np.array(k, float), np.array(stride), np.array(r)))
         self.has_d = [j for j in range(n) if self.d_var[j] is not None]
         self.d_cols = [self.d_var[j] for j in self.has_d]
         self.s = CONVENTIONS[program.convention]
@@ -154,17 +157,15 @@ class ContinuousRelaxation:
         self.area = np.array([area_res[e] ** 2 for e in self.ends], float)
         self.alpha = np.array(program.alpha)
         self.groups = self._depth_groups()
-        self.mid_of = {m: ([j for j in range(n) if self.modes[j] == m], [self.m_var[j] for j in range(n)
-                                                                          if self.modes[j] == m])
-                       for m in ("grid", "out", "in")}
         self.prefixes = np.arange(len(self.ends)) if self.rules.prefix_rho else [len(self.ends) - 1]
         # the same indices as arrays, for the evaluation's fancy indexing (a list is converted at every use)
         self._index = {"c": np.array(self.c_var), "has_d": np.array(self.has_d, np.int64),
                        "d": np.array(self.d_cols, np.int64), "ends": np.array(self.ends)}
-        self._mid_index = [(mode, np.array(cols, np.int64), np.array(var, np.int64))
-                           for mode, (cols, var) in self.mid_of.items() if cols]
-        self._blocks = [(block, np.array(cols), np.r_[cols, n + np.array(cols, np.int64)], np.r_[cols, cols], k, stride, r)
-                        for block, cols, k, stride, r in self.by_block]   # and (c_in, c_out), (c_out, c_out)
+        self._mid_index = []   # per mode of the mids: its slots and their variables
+        for mode in ("grid", "out", "in"):
+            cols = [j for j in range(n) if self.modes[j] == mode]
+            if cols:
+                self._mid_index.append((mode, np.array(cols, np.int64), np.array([self.m_var[j] for j in cols], np.int64)))
         self.linear = self._linear_constraints()
 
     def _linear_constraints(self):

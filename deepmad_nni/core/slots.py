@@ -116,8 +116,6 @@ class BatchScorer:
             r = -(-r // slot.stride)
             self.res.append(r)
         self.stage_of = stage_index(fam.slots)
-        self.repeatable = [np.array([o.block in REPEATABLE for o in s.ops]) for s in fam.slots]
-        self.bottleneck = [np.array([o.block == "bottleneck" for o in s.ops]) for s in fam.slots]
         self.s = CONVENTIONS[program.convention]
         self.rules = convention_rules(program.convention)
         area_res = family_entropy_resolutions(fam, program.convention)
@@ -126,23 +124,24 @@ class BatchScorer:
         self._offsets = np.cumsum([0] + [len(sl.ci) for sl in slots[:-1]])
         self._first, self._rep = ([np.concatenate([getattr(sl, part)[k] for sl in slots]) for k in range(4)]
                                   for part in ("first", "rep"))
+        # and per combo its output width and whether its op repeats and is a bottleneck (Q's op flags)
         self._flags = [np.concatenate([sl.widths[sl.co] for sl in slots])] + [
-            np.concatenate([flags[sl.op] for flags, sl in zip(per_slot, slots)])
-            for per_slot in (self.repeatable, self.bottleneck)]
+            np.concatenate([np.array([flag(o) for o in s.ops])[sl.op] for s, sl in zip(fam.slots, slots)])
+            for flag in (lambda o: o.block in REPEATABLE, lambda o: o.block == "bottleneck")]
 
     def column(self, j: int, idx, depth) -> tuple:
         """Features of slot ``j`` for combos ``idx`` at ``depth`` (1-D arrays): t, n, macs, params, width,
         depth, repeatable, bottleneck."""
-        sl = self.slots[j]
-        t, nl, f, pa = totals(sl, idx, depth)
-        op = sl.op[idx]
-        return t, nl, f, pa, sl.widths[sl.co[idx]], depth, self.repeatable[j][op], self.bottleneck[j][op]
+        return self._lookup(np.asarray(idx) + self._offsets[j], depth)
 
     def features(self, combos: np.ndarray, depths: np.ndarray) -> list[np.ndarray]:
         """The per-slot features of :meth:`column` as (B, N) arrays, one per feature."""
-        at = combos + self._offsets
+        return list(self._lookup(combos + self._offsets, np.array(depths)))
+
+    def _lookup(self, at, depth) -> tuple:
+        """The features of :meth:`column` at entries ``at`` of the flat table."""
         width, rep, btn = (flag[at] for flag in self._flags)
-        return [*_repeated(self._first, self._rep, at, depths), width, np.array(depths), rep, btn]
+        return (*_repeated(self._first, self._rep, at, depth), width, depth, rep, btn)
 
     def __call__(self, combos: np.ndarray, depths: np.ndarray) -> dict:
         combos, depths = np.atleast_2d(combos), np.atleast_2d(depths)
