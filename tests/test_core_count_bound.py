@@ -15,6 +15,7 @@ from deepmad_nni.core.count_tables import CountNodeBounds, CountTables, depth_co
 from deepmad_nni.core.incumbents import Incumbents, min_prefix_costs
 from deepmad_nni.core.family import Family, Op, Slot
 from deepmad_nni.core.plan import TIMED_PLAN
+from deepmad_nni.core.runner import count_to_go_on, run_plan
 from deepmad_nni.core.rules import counted_slots
 from deepmad_nni.core.slots import BatchScorer, all_designs, build_slot_tables
 
@@ -149,3 +150,23 @@ def test_count_tables_of_one_family_share_their_slot_moves_across_budgets():
     assert all(x is y for x, y in zip(a.moves, b.moves))
     with pytest.raises(ValueError, match="read-only"):
         a.moves[-1].t[0] = 0.0
+
+
+def test_the_count_of_the_smallest_bound_its_brief_fit_left_unfinished_goes_on():
+    assert count_to_go_on([(10.0, True), (5.0, True)], -math.inf) == 1
+    assert count_to_go_on([(10.0, True), (5.0, False)], -math.inf) == 0   # the leader's fit ended by itself
+    assert count_to_go_on([(10.0, False), (5.0, False)], -math.inf) is None
+    assert count_to_go_on([(10.0, True), (5.0, True)], 5.0) is None       # a bound reaches the incumbent
+
+
+def test_with_both_counts_the_stage_fits_each_and_the_solve_stays_exact():
+    """TINY_RESNET4 needs the depth count besides the layer count: the stage fits both, and the timed solve
+    closes on the brute-force optimum."""
+    for prog, *_ in _programs(TINY_RESNET4, "official"):
+        truth = solve_brute_force(prog)
+        said = []
+        res = run_plan(prog, TIMED_PLAN.without("evolution", "box-search"), time_limit=5.0, progress=said.append)
+        fits = [line.split(":")[0] for line in said if line.startswith("count bound")]
+        assert fits[:2] == ["count bound (depths)", "count bound (layers)"]
+        assert len(fits) <= 3   # then only the one of the smaller bound goes on
+        assert res.objective == pytest.approx(truth.objective, rel=1e-9) and res.bound >= truth.objective - 1e-9

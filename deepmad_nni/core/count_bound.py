@@ -84,11 +84,12 @@ class _OutOfTime(Exception):
 
 
 def count_bound(tables: CountTables, program: Program, settings: CountBound, fmin, pmin, *, start: tuple,
-                floor: float, deadline: float) -> tuple[float, list]:
+                floor: float, deadline: float, line: float | None = None) -> tuple[float, list]:
     """(the bound of the parts (module docstring), at least ``floor``, the incumbent's objective or -inf; up to
     ``settings.tree_sets`` multiplier sets for the branch and bound, as arguments of :meth:`CountTables.set`: the
     one of the smallest bound of all parts at once, then those of the largest parts' bounds), from ``start`` =
-    (lambda_F, lambda_P, mu, n0), the fitted root multipliers of core/lagrangian.py.
+    (lambda_F, lambda_P, mu, n0), the fitted root multipliers of core/lagrangian.py (or an earlier fit's), and
+    ``line`` (the std x0 of the line under Q; default: the best of ``settings.tangents`` at the start).
 
     Nelder-Mead on log(lambda_F F / s), log(lambda_P P / s), log(mu_unit mu / s) (s the scale of the start's
     bound; a missing budget keeps lambda = 0), the std x0 of the line under Q (where it applies) and
@@ -155,7 +156,8 @@ def count_bound(tables: CountTables, program: Program, settings: CountBound, fmi
 
     try:
         if spread and not closed():   # the line's x0 that suits the start best
-            x = head + [min(settings.tangents, key=lambda t: value(head + [t] + tail, None))] + tail
+            x = head + [line if line is not None else
+                        min(settings.tangents, key=lambda t: value(head + [t] + tail, None))] + tail
         if not closed():
             descend(np.array(x, float), None, settings.evaluations)
         for _ in range(settings.rounds):

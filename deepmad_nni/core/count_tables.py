@@ -84,6 +84,7 @@ class _SlotMoves:
         order = np.lexsort((ci, co, step))
         self.t, self.n, self.f, self.p, self.d = t[order], nl[order], f[order], p[order], d[order]
         self.co = co[order]
+        self.t_delta = self.t * sl.delta[self.co]   # log-widths weighted by the slot's own stage-end term
         step, co, ci = step[order], co[order], ci[order]
         self.pairs = np.unique(np.stack([dn, d], axis=1), axis=0)   # the (layers, depth) pairs it adds
         new = np.r_[True, (np.diff(step) != 0) | (np.diff(co) != 0) | (np.diff(ci) != 0)]
@@ -94,7 +95,7 @@ class _SlotMoves:
             keys = np.flatnonzero(self.step == value)
             runs = np.flatnonzero(np.r_[True, np.diff(self.kco[keys]) != 0])
             self.by_step.append((int(value), keys, runs, self.kco[keys][runs]))
-        for array in (self.t, self.n, self.f, self.p, self.d, self.co, self.pairs, self.starts, self.step, self.kco,
+        for array in (self.t, self.t_delta, self.n, self.f, self.p, self.d, self.co, self.pairs, self.starts, self.step, self.kco,
                       self.kci, *(a for _, *arrays in self.by_step for a in arrays)):
             array.setflags(write=False)
 
@@ -186,11 +187,12 @@ class CountTables:
         prev, prev_counts, self.per_slot = None, np.zeros(1, np.int64), []
         for j, (sl, mv) in enumerate(zip(self.slots, self.moves)):
             g = self.grids[j]
-            weight = g[None, :] + sl.delta[mv.co][:, None] + mu_of[j]
             cost = lam_f * mv.f + lam_p * mv.p + nu * mv.n
             if square and self.counted[j]:
                 cost = cost + square * mv.d ** 2
-            best = np.maximum.reduceat(weight * mv.t[:, None] - cost[:, None], mv.starts, axis=0)   # (groups, G)
+            # (g + delta(c_out) + mu_j) t - cost: a line in g per candidate, its best per group at each g
+            lines = np.multiply.outer(mv.t, g + mu_of[j]) + (mv.t_delta - cost)[:, None]
+            best = np.maximum.reduceat(lines, mv.starts, axis=0)   # (groups, G)
             counts = self.counts[j]
             table = np.full((len(sl.widths), len(counts), len(g)), NEG)
             shared = prev is None or not np.any(sl.delta)

@@ -206,7 +206,8 @@ class CountBound:
     tree_sets: int                # multiplier sets the branch and bound takes (the best for all parts at once, then
     #                               those of the largest parts' bounds)
     max_parts: int                # choices of the last slot at most for the parts (more: the whole network's counts)
-    first_count_share: float      # share of the stage's time of the depth count when both counts run (it goes first)
+    probe_share: float            # when both counts run: each first fits for this share of the stage's time, then
+    #                               the one with the smaller bound goes on from its best multipliers until the deadline
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,7 @@ _TREE = Tree(grid=48)
 PARTITION_BOUND = PartitionBound(levels=1, max_parts=2_000_000, rounds=200, fit=replace(_FIT, evaluations=40))
 _FIT_TIMED = replace(_FIT, evaluations=200)   # Nelder-Mead converges in about 200 root bounds (R34, R50, B0)
 _COUNT = CountBound(grid=4, evaluations=100, tangents=(2.0, 2.5, 3.0, 3.5), rounds=20, round_evaluations=60,
-                    xatol=1e-3, tree_sets=3, max_parts=200_000, first_count_share=0.5)
+                    xatol=1e-3, tree_sets=3, max_parts=200_000, probe_share=0.1)
 
 #: The exact part of every timed plan, and the whole of the box search's plan (a box is a family of its own).
 _PROOF = (

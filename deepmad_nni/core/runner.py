@@ -23,7 +23,7 @@ from .local_search import LocalSearch, climb_with_restarts
 from .multipliers import fit_multipliers
 from .neighbourhood import improve
 from .partition_bound import partition_bound
-from .plan import BOX_PLAN, NUMERICS, Plan, Stage
+from .plan import BOX_PLAN, NUMERICS, Plan
 from .program import Program
 from .result import FEASIBLE_WITH_GAP, INFEASIBLE, LIMIT_REACHED, OPTIMAL, DesignResult
 from .rounding import relax_and_round
@@ -150,15 +150,39 @@ def _count_bound(run: _Run, settings, deadline: float):
     counts = [CountTables(run.program, run.slots, settings.grid, "layers")]
     if counts[0].depth_sum is None and depth_count_applies(run.program):   # Q's depth sum needs its own count
         counts.insert(0, CountTables(run.program, run.slots, settings.grid, "depths"))
-    for k, tables in enumerate(counts):
-        left = deadline - time.perf_counter()
-        share = deadline if k == len(counts) - 1 else time.perf_counter() + settings.first_count_share * left
-        bound, thetas = count_bound(tables, run.program, settings, run.fmin, run.pmin, start=start, floor=floor,
-                                    deadline=share)
+
+    def fit(tables, until, theta=None):   # (its bound, whether the deadline cut it short, its best multiplier set)
+        begin, line = start, None
+        if theta is not None:   # go on from an earlier fit's best set
+            lam_f, lam_p, mus, line, n0 = theta
+            begin = (lam_f, lam_p, mus[-1], start[3] if n0 is None else n0)
+        bound, thetas = count_bound(tables, run.program, settings, run.fmin, run.pmin, start=begin, floor=floor,
+                                    deadline=until, line=line)
         run.bounds.append(bound)
         run.say(f"count bound ({tables.count}): {bound:.6g}")
         if thetas and (run.node_bounds is None or bound < run.node_bounds[0]):
             run.node_bounds = (bound, CountNodeBounds(tables, thetas))
+        return bound, time.perf_counter() >= until, thetas[0] if thetas else None
+
+    if len(counts) == 1:
+        fit(counts[0], deadline)
+        return
+    probe = settings.probe_share * max(deadline - time.perf_counter(), 0.0)
+    probed = [fit(tables, time.perf_counter() + probe) for tables in counts]   # each count's fit, briefly
+    k = count_to_go_on([p[:2] for p in probed], floor)
+    if k is not None and probed[k][2] is not None:
+        fit(counts[k], deadline, probed[k][2])
+
+
+def count_to_go_on(probed: list, floor: float) -> int | None:
+    """After each count's brief fit ((bound, whether the deadline cut it short) per count): the count whose fit
+    goes on, from its best multipliers, for the rest of the stage's time, or None.  It is the one of the
+    smallest bound among those cut short (a fit that ended by itself has converged); none when a bound
+    already reaches the incumbent's objective ``floor``."""
+    if min(bound for bound, _ in probed) <= floor:
+        return None
+    cut = [k for k, (_, short) in enumerate(probed) if short]
+    return min(cut, key=lambda k: probed[k][0]) if cut else None
 
 
 def _partition_bound(run: _Run, settings, deadline: float):
