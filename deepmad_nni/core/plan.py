@@ -207,7 +207,8 @@ class CountBound:
     #                               those of the largest parts' bounds)
     max_parts: int                # choices of the last slot at most for the parts (more: the whole network's counts)
     probe_share: float            # when both counts run: each first fits for this share of the stage's time, then
-    #                               the one with the smaller bound goes on from its best multipliers until the deadline
+    #                               the one with the smaller bound goes on from its best multipliers (the other
+    #                               one too, if time is left when that fit converges)
 
 
 @dataclass(frozen=True)

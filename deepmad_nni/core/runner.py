@@ -168,21 +168,23 @@ def _count_bound(run: _Run, settings, deadline: float):
         fit(counts[0], deadline)
         return
     probe = settings.probe_share * max(deadline - time.perf_counter(), 0.0)
-    probed = [fit(tables, time.perf_counter() + probe) for tables in counts]   # each count's fit, briefly
-    k = count_to_go_on([p[:2] for p in probed], floor)
-    if k is not None and probed[k][2] is not None:
-        fit(counts[k], deadline, probed[k][2])
+    fits = [fit(tables, time.perf_counter() + probe) for tables in counts]   # each count's fit, briefly
+    while time.perf_counter() < deadline:
+        k = count_to_go_on([f[:2] for f in fits], floor)
+        if k is None or fits[k][2] is None:
+            break
+        fits[k] = fit(counts[k], deadline, fits[k][2])
 
 
-def count_to_go_on(probed: list, floor: float) -> int | None:
-    """After each count's brief fit ((bound, whether the deadline cut it short) per count): the count whose fit
-    goes on, from its best multipliers, for the rest of the stage's time, or None.  It is the one of the
-    smallest bound among those cut short (a fit that ended by itself has converged); none when a bound
-    already reaches the incumbent's objective ``floor``."""
-    if min(bound for bound, _ in probed) <= floor:
+def count_to_go_on(fits: list, floor: float) -> int | None:
+    """Given each count's last fit ((bound, whether the deadline cut it short) per count): the count whose fit
+    goes on, from its best multipliers, until the stage's deadline, or None.  It is the one of the smallest
+    bound among those cut short (a fit that ended by itself has converged, and the time it leaves goes to the
+    next count); none when a bound already reaches the incumbent's objective ``floor``."""
+    if min(bound for bound, _ in fits) <= floor:
         return None
-    cut = [k for k, (_, short) in enumerate(probed) if short]
-    return min(cut, key=lambda k: probed[k][0]) if cut else None
+    cut = [k for k, (_, short) in enumerate(fits) if short]
+    return min(cut, key=lambda k: fits[k][0]) if cut else None
 
 
 def _partition_bound(run: _Run, settings, deadline: float):
