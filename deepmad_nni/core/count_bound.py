@@ -84,12 +84,12 @@ class _OutOfTime(Exception):
 
 
 def count_bound(tables: CountTables, program: Program, settings: CountBound, fmin, pmin, *, start: tuple,
-                floor: float, deadline: float, line: float | None = None) -> tuple[float, list]:
+                floor: float, deadline: float, resume: tuple | None = None) -> tuple[float, list]:
     """(the bound of the parts (module docstring), at least ``floor``, the incumbent's objective or -inf; up to
     ``settings.tree_sets`` multiplier sets for the branch and bound, as arguments of :meth:`CountTables.set`: the
     one of the smallest bound of all parts at once, then those of the largest parts' bounds), from ``start`` =
-    (lambda_F, lambda_P, mu, n0), the fitted root multipliers of core/lagrangian.py (or an earlier fit's), and
-    ``line`` (the std x0 of the line under Q; default: the best of ``settings.tangents`` at the start).
+    (lambda_F, lambda_P, mu, n0), the fitted root multipliers of core/lagrangian.py, or from ``resume``, a
+    multiplier set an earlier call returned (its line under Q too; else the best of ``settings.tangents``).
 
     Nelder-Mead on log(lambda_F F / s), log(lambda_P P / s), log(mu_unit mu / s) (s the scale of the start's
     bound; a missing budget keeps lambda = 0), the std x0 of the line under Q (where it applies) and
@@ -100,6 +100,10 @@ def count_bound(tables: CountTables, program: Program, settings: CountBound, fmi
     clip, tiny = NUMERICS.clip_log, NUMERICS.log_floor
     prefix = [0.0] * (len(tables.rho_ends) - 1)
     lam_f, lam_p, mu, n0 = start
+    line = None
+    if resume is not None:
+        lam_f, lam_p, mus, line, resumed_n0 = resume
+        mu, n0 = mus[-1], n0 if resumed_n0 is None else resumed_n0
     start_theta = (lam_f, lam_p, prefix + [mu], None, n0 if depths else None)   # Q bounded by 1
     scale = max(abs(tables.set(*start_theta).root_bound()), 1.0)
     parts = _Parts(tables, program, fmin, pmin, settings.max_parts)

@@ -95,8 +95,8 @@ class _SlotMoves:
             keys = np.flatnonzero(self.step == value)
             runs = np.flatnonzero(np.r_[True, np.diff(self.kco[keys]) != 0])
             self.by_step.append((int(value), keys, runs, self.kco[keys][runs]))
-        for array in (self.t, self.t_delta, self.n, self.f, self.p, self.d, self.co, self.pairs, self.starts, self.step, self.kco,
-                      self.kci, *(a for _, *arrays in self.by_step for a in arrays)):
+        for array in (self.t, self.t_delta, self.n, self.f, self.p, self.d, self.co, self.pairs, self.starts,
+                      self.step, self.kco, self.kci, *(a for _, *arrays in self.by_step for a in arrays)):
             array.setflags(write=False)
 
 

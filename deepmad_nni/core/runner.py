@@ -151,29 +151,25 @@ def _count_bound(run: _Run, settings, deadline: float):
     if counts[0].depth_sum is None and depth_count_applies(run.program):   # Q's depth sum needs its own count
         counts.insert(0, CountTables(run.program, run.slots, settings.grid, "depths"))
 
-    def fit(tables, until, theta=None):   # (its bound, whether the deadline cut it short, its best multiplier set)
-        begin, line = start, None
-        if theta is not None:   # go on from an earlier fit's best set
-            lam_f, lam_p, mus, line, n0 = theta
-            begin = (lam_f, lam_p, mus[-1], start[3] if n0 is None else n0)
-        bound, thetas = count_bound(tables, run.program, settings, run.fmin, run.pmin, start=begin, floor=floor,
-                                    deadline=until, line=line)
+    def fit(tables, until, resume=None):   # (its bound, whether the deadline cut it short, its best multiplier set)
+        bound, thetas = count_bound(tables, run.program, settings, run.fmin, run.pmin, start=start, floor=floor,
+                                    deadline=until, resume=resume)
         run.bounds.append(bound)
         run.say(f"count bound ({tables.count}): {bound:.6g}")
         if thetas and (run.node_bounds is None or bound < run.node_bounds[0]):
             run.node_bounds = (bound, CountNodeBounds(tables, thetas))
-        return bound, time.perf_counter() >= until, thetas[0] if thetas else None
+        return bound, time.perf_counter() >= until, thetas[0]
 
     if len(counts) == 1:
-        fit(counts[0], deadline)
-        return
-    probe = settings.probe_share * max(deadline - time.perf_counter(), 0.0)
-    fits = [fit(tables, time.perf_counter() + probe) for tables in counts]   # each count's fit, briefly
+        fits = [fit(counts[0], deadline)]
+    else:   # each count's fit, briefly
+        probe = settings.probe_share * max(deadline - time.perf_counter(), 0.0)
+        fits = [fit(tables, time.perf_counter() + probe) for tables in counts]
     while time.perf_counter() < deadline:
         k = count_to_go_on([f[:2] for f in fits], floor)
-        if k is None or fits[k][2] is None:
+        if k is None:
             break
-        fits[k] = fit(counts[k], deadline, fits[k][2])
+        fits[k] = fit(counts[k], deadline, resume=fits[k][2])
 
 
 def count_to_go_on(fits: list, floor: float) -> int | None:
